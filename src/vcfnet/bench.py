@@ -1,0 +1,71 @@
+"""``vcfnet bench WHAT``: benchmarks reported as ratios measured side by side in one run.
+
+Each benchmark lives beside the code it measures as ``add_bench_<what>_arguments(parser)``
+(optional) and ``bench_<what>(args) -> dict`` returning plain numbers; this module prints them as
+a table or JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+#: what -> module holding bench_<what>
+BENCHES: dict[str, str] = {
+    "synth": "vcfnet.synth.cohort",
+    "prepare": "vcfnet.data.prepare",
+    "train": "vcfnet.train",
+    "predict": "vcfnet.predict",
+    "metrics": "vcfnet.evaluate",
+}
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="what", metavar="WHAT", required=True)
+    for what, module in [*BENCHES.items(), ("all", "")]:
+        p = sub.add_parser(what, help=f"benchmark {what}")
+        p.add_argument("--json", action="store_true", help="print results as JSON")
+        if module:
+            mod = importlib.import_module(module)
+            adder = getattr(mod, f"add_bench_{what}_arguments", None)
+            if adder is not None:
+                adder(p)
+
+
+def _print_table(what: str, results: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"vcfnet bench {what}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in results.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    Console().print(table)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    names = list(BENCHES) if args.what == "all" else [args.what]
+    all_results = {}
+    for what in names:
+        mod = importlib.import_module(BENCHES[what])
+        if args.what == "all":
+            # defaults of that benchmark's own options
+            p = argparse.ArgumentParser()
+            adder = getattr(mod, f"add_bench_{what}_arguments", None)
+            if adder is not None:
+                adder(p)
+            bench_args = p.parse_args([])
+            bench_args.json = args.json
+        else:
+            bench_args = args
+        results = getattr(mod, f"bench_{what}")(bench_args)
+        all_results[what] = results
+        if not args.json:
+            _print_table(what, results)
+    if args.json:
+        json.dump(all_results if args.what == "all" else all_results[args.what], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    return 0

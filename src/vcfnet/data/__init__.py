@@ -1,0 +1,1 @@
+"""From radiographs and boxes to a dataset: manifest, patient split, crops, transforms."""
