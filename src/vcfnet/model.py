@@ -180,3 +180,41 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
         meta=payload.get("meta", {}),
         extra=payload.get("extra", {}),
     )
+
+
+@torch.inference_mode()
+def predict_proba(
+    model: nn.Module,
+    crops,
+    preprocessing: Preprocessing,
+    *,
+    device: torch.device | str = "cpu",
+    precision=None,
+    batch_size: int = 64,
+):
+    """Class probabilities (N, C) float64 numpy for crops: uint8 (N, h, w) array or list of arrays.
+
+    ``precision`` is a ``vcfnet.device.Precision`` (None = fp32). Crops are resized to the model
+    size and normalised exactly as in training.
+    """
+    import numpy as np
+
+    from vcfnet.data.transforms import normalize_batch, stack_crops
+
+    device = torch.device(device)
+    model = model.to(device).eval()
+    if precision is not None and precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    out = []
+    for start in range(0, len(crops), batch_size):
+        chunk = crops[start : start + batch_size]
+        batch = stack_crops(list(chunk), preprocessing.image_size)
+        x = normalize_batch(batch, preprocessing).to(device)
+        if precision is not None:
+            x = x.contiguous(memory_format=precision.memory_format)
+            with precision.autocast(device):
+                logits = model(x)
+        else:
+            logits = model(x)
+        out.append(torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64))
+    return np.concatenate(out) if out else np.zeros((0, len(CLASS_NAMES)))
