@@ -182,8 +182,10 @@ def or_hillis(
     df1 = t - 1
     df2 = denominator**2 / (ms_tr**2 / ((t - 1) * (r - 1))) if ms_tr > 0 else np.inf
     f_stat = ms_t / denominator if denominator > 0 else np.nan
-    p = float(stats.f.sf(f_stat, df1, df2)) if np.isfinite(df2) else float(
-        stats.chi2.sf(f_stat * df1, df1)
+    p = (
+        float(stats.f.sf(f_stat, df1, df2))
+        if np.isfinite(df2)
+        else float(stats.chi2.sf(f_stat * df1, df1))
     )
 
     quantile = float(stats.t.ppf((1 + level) / 2, df2))
