@@ -1,0 +1,20 @@
+import pandas as pd
+
+from vcfnet.data.summary import cohort_table
+
+
+def test_cohort_table_counts_patients_once():
+    df = pd.DataFrame(
+        {
+            "label": ["acute", "chronic", "pathologic", "acute"],
+            "patient_id": ["a", "a", "b", "c"],
+            "split": ["train", "train", "train", "test"],
+            "age": [70, 70, 50, 80],
+            "sex": ["F", "F", "M", "F"],
+        }
+    )
+    t = cohort_table({"SITE1": df}).set_index("cohort")
+    assert t.loc["SITE1/train", "vertebrae"] == 3 and t.loc["SITE1/train", "patients"] == 2
+    assert t.loc["SITE1/train", "male"] == 1 and t.loc["SITE1/train", "age_mean"] == 60
+    assert t.loc["SITE1/test", "acute"] == 1
+    assert cohort_table({"X": df}, by_split=False).iloc[0]["vertebrae"] == 4
