@@ -1,0 +1,158 @@
+"""DICOM radiographs: decode (uncompressed, RLE, JPEG, JPEG 2000) and apply the display pipeline.
+
+The grayscale pipeline follows the standard's order (PS3.4 N.2): modality LUT (RescaleSlope /
+Intercept or a Modality LUT Sequence) -> VOI LUT (a VOI LUT Sequence, else the first Window Center
+/ Width, else the image's min-max) -> MONOCHROME1 inverted, so bone is bright in the uint8 result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing
+
+from vcfnet.data.transforms import to_gray_uint8
+from vcfnet.errors import InputError
+from vcfnet.io.images import PatientInfo, Radiograph, scale_to_uint8
+
+log = logging.getLogger(__name__)
+
+_AGE_RE = re.compile(r"^\s*(\d{1,3})\s*([DWMY]?)\s*$", re.IGNORECASE)
+_AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0, "": 1.0}
+
+
+def read_dicom(path: Path | str) -> Radiograph:
+    """Decode a DICOM file into a display-ready Radiograph; InputError if corrupt or without pixels."""
+    path = Path(path)
+    try:
+        ds = pydicom.dcmread(path, force=True)
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"{path}: not a readable DICOM file ({exc}); re-export it from PACS"
+        ) from exc
+    if "PixelData" not in ds:
+        raise InputError(
+            f"{path}: DICOM file has no pixel data (truncated, or not an image such as a report); "
+            "re-export the image from PACS or remove it"
+        )
+    try:
+        pixels = display_pixels(ds)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from exc
+    except Exception as exc:  # decoders (pylibjpeg, RLE, numpy reshape) raise many types
+        raise InputError(
+            f"{path}: cannot decode DICOM pixel data ({type(exc).__name__}: {exc}); the file is "
+            "corrupt or truncated, or its transfer syntax is unsupported; re-export it uncompressed"
+        ) from exc
+    return Radiograph(
+        pixels=pixels, source=path, pixel_spacing_mm=pixel_spacing_mm(ds), patient=patient_info(ds)
+    )
+
+
+def display_pixels(ds: Dataset) -> np.ndarray:
+    """uint8 (H, W), bone bright, of the first frame of ``ds`` (modality LUT -> VOI -> MONO1 invert)."""
+    arr = ds.pixel_array
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    if frames > 1:
+        arr = arr[0]
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    if samples > 1 or arr.ndim == 3:
+        # colour (pydicom returns RGB for YBR): luminance; no modality/VOI LUT for colour images
+        rgb = arr if arr.dtype == np.uint8 else scale_to_uint8(arr)
+        return np.ascontiguousarray(to_gray_uint8(rgb))
+    if arr.ndim != 2:
+        raise InputError(f"unexpected pixel array shape {arr.shape}; expected a 2-D radiograph")
+    values = apply_modality_lut(arr, ds)
+    pixels = _apply_voi_to_uint8(values, ds)
+    if photometric == "MONOCHROME1":
+        pixels = 255 - pixels
+    return np.ascontiguousarray(pixels)
+
+
+def _apply_voi_to_uint8(values: np.ndarray, ds: Dataset) -> np.ndarray:
+    """VOI LUT Sequence, else first window, else min-max; the VOI output range mapped to 0..255."""
+    voi_seq = ds.get("VOILUTSequence")
+    if voi_seq and voi_seq[0].get("LUTDescriptor") and voi_seq[0].get("LUTData") is not None:
+        try:
+            desc = [int(v) for v in voi_seq[0].LUTDescriptor]
+            n_entries, first_map = desc[0] or 2**16, desc[1]
+            lut = apply_voi(np.arange(first_map, first_map + n_entries, dtype=np.int64), ds)
+            out = apply_voi(np.rint(values).astype(np.int64), ds)
+            return scale_to_uint8(out, float(lut.min()), float(lut.max()))
+        except (NotImplementedError, ValueError, AttributeError, TypeError) as exc:
+            log.warning("ignoring unusable VOI LUT Sequence (%s); trying window/min-max", exc)
+    if ds.get("WindowCenter") is not None and ds.get("WindowWidth") is not None:
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                out = apply_windowing(values, ds)
+                lo, hi = apply_windowing(np.array([-np.inf, np.inf]), ds)
+            return scale_to_uint8(out, float(lo), float(hi))
+        except (ValueError, TypeError, IndexError, AttributeError) as exc:
+            log.warning("ignoring unusable window (%s); using the image's min-max", exc)
+    return scale_to_uint8(values)
+
+
+def pixel_spacing_mm(ds: Dataset) -> float | None:
+    """Row spacing in mm from PixelSpacing, else ImagerPixelSpacing; None if absent or invalid."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(keyword)
+        if value is None or value == "":
+            continue
+        try:
+            spacing = float(
+                value[0] if isinstance(value, list | tuple | pydicom.multival.MultiValue) else value
+            )
+        except (TypeError, ValueError, IndexError):
+            continue
+        if np.isfinite(spacing) and spacing > 0:
+            return spacing
+    return None
+
+
+def _dicom_date(value) -> dt.date | None:
+    text = str(value or "").strip()[:8]
+    try:
+        return dt.datetime.strptime(text, "%Y%m%d").date() if len(text) == 8 else None
+    except ValueError:
+        return None
+
+
+def parse_age(patient_age: str | None, birth_date=None, study_date=None) -> float | None:
+    """Age in years from PatientAge (``070Y``, ``006M``, ...), else from birth and study dates."""
+    match = _AGE_RE.match(str(patient_age or ""))
+    if match:
+        return round(int(match.group(1)) * _AGE_UNIT_YEARS[match.group(2).upper()], 2)
+    born, seen = _dicom_date(birth_date), _dicom_date(study_date)
+    if born and seen and seen >= born:
+        return round((seen - born).days / 365.25, 2)
+    return None
+
+
+def patient_info(ds: Dataset) -> PatientInfo:
+    """Raw PatientID, sex ('F' | 'M' | '') and age (years) of a DICOM dataset."""
+    sex = str(ds.get("PatientSex", "") or "").strip().upper()[:1]
+    study_date = next(
+        (
+            ds.get(k)
+            for k in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
+            if ds.get(k)
+        ),
+        None,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        age = parse_age(ds.get("PatientAge"), ds.get("PatientBirthDate"), study_date)
+    return PatientInfo(
+        patient_id=str(ds.get("PatientID", "") or "").strip(),
+        sex=sex if sex in ("F", "M") else "",
+        age=age,
+    )

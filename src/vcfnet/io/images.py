@@ -1,0 +1,137 @@
+"""Read a radiograph from DICOM, PNG or JPEG into a display-ready 8-bit array (bone bright).
+
+``read_radiograph(path)`` picks the decoder by content (the ``DICM`` magic at byte 128) and by
+extension (``.dcm``, ``.dicom`` or none -> DICOM; anything else -> Pillow, then DICOM as a last
+resort). Patient identity read from DICOM stays in memory (:class:`PatientInfo`); ``prepare`` turns
+it into pseudonyms before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from vcfnet.data.transforms import to_gray_uint8
+from vcfnet.errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: Extensions read as DICOM (besides files with no extension).
+DICOM_SUFFIXES: frozenset[str] = frozenset({".dcm", ".dicom", ".dic", ".ima"})
+#: Extensions read with Pillow.
+RASTER_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
+#: Every extension ``find_images`` treats as a radiograph.
+IMAGE_SUFFIXES: frozenset[str] = DICOM_SUFFIXES | RASTER_SUFFIXES
+
+
+@dataclass(frozen=True)
+class PatientInfo:
+    """Raw patient identity from the file; in memory only, never written out as is."""
+
+    patient_id: str = ""
+    sex: str = ""  # 'F' | 'M' | ''
+    age: float | None = None  # years
+
+
+@dataclass(frozen=True)
+class Radiograph:
+    """A decoded radiograph: ``pixels`` uint8 (H, W), display-ready, bone bright."""
+
+    pixels: np.ndarray
+    source: Path
+    pixel_spacing_mm: float | None = None  # row spacing
+    patient: PatientInfo = field(default_factory=PatientInfo)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.pixels.shape[0], self.pixels.shape[1]
+
+
+def has_dicom_magic(path: Path | str) -> bool:
+    """True if the file has the DICOM ``DICM`` prefix after its 128-byte preamble."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def is_dicom_path(path: Path | str) -> bool:
+    """Whether ``path`` should be decoded as DICOM (magic bytes, ``.dcm``-like or no extension)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in RASTER_SUFFIXES:
+        return False
+    return has_dicom_magic(path) or suffix in DICOM_SUFFIXES or suffix == ""
+
+
+def scale_to_uint8(arr: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """Linearly map ``arr`` from [lo, hi] (default: its min and max) to uint8 (H, W), clipping."""
+    arr = np.asarray(arr, dtype=np.float64)
+    lo = float(np.min(arr)) if lo is None else float(lo)
+    hi = float(np.max(arr)) if hi is None else float(hi)
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
+        return np.zeros(arr.shape, dtype=np.uint8)
+    out = (arr - lo) * (255.0 / (hi - lo))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def pil_to_gray_uint8(img: Image.Image) -> np.ndarray:
+    """uint8 (H, W) from any Pillow image: 8-bit modes by luminance, 16-bit/float by min-max."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return scale_to_uint8(np.asarray(img))
+    if img.mode not in ("L", "LA", "RGB", "RGBA"):
+        img = img.convert("RGBA" if "transparency" in img.info or img.mode == "PA" else "RGB")
+    return np.ascontiguousarray(to_gray_uint8(np.asarray(img)))
+
+
+def read_raster(path: Path | str) -> Radiograph:
+    """PNG (8/16-bit; gray, RGB, RGBA), JPEG, TIFF or BMP -> Radiograph (no patient data)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            pixels = pil_to_gray_uint8(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InputError(
+            f"{path}: cannot read image ({exc}); re-export it as PNG or DICOM, or remove it"
+        ) from exc
+    return Radiograph(pixels=pixels, source=path)
+
+
+def read_radiograph(path: Path | str) -> Radiograph:
+    """Decode a DICOM, PNG or JPEG radiograph; InputError naming the file and what to do."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found; check the --images folder")
+    from vcfnet.io.dicom import read_dicom
+
+    if is_dicom_path(path):
+        return read_dicom(path)
+    try:
+        return read_raster(path)
+    except InputError:
+        if path.suffix.lower() in RASTER_SUFFIXES:
+            raise
+        # an unknown extension that Pillow cannot read: last chance, DICOM without preamble
+        return read_dicom(path)
+
+
+def find_images(folder: Path | str) -> list[Path]:
+    """Radiograph files under ``folder`` (recursive, sorted): known extensions, or DICOM magic."""
+    folder = Path(folder)
+    found = []
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file() or p.name.startswith("."):
+            continue
+        suffix = p.suffix.lower()
+        if suffix in IMAGE_SUFFIXES or (
+            suffix not in {".xml", ".csv", ".txt", ".json"} and has_dicom_magic(p)
+        ):
+            found.append(p)
+    return found
