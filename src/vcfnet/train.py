@@ -54,7 +54,7 @@ from vcfnet.device import Precision, resolve_device, resolve_precision
 from vcfnet.errors import ConfigError, InputError
 from vcfnet.io.atomic import atomic_path, atomic_write_text
 from vcfnet.labels import CLASS_NAMES
-from vcfnet.model import build_model, load_checkpoint, save_checkpoint
+from vcfnet.model import build_model, load_checkpoint, save_checkpoint, state_dict_hash
 
 log = logging.getLogger(__name__)
 
@@ -508,6 +508,17 @@ def _run(cfg: TrainConfig) -> None:
             tdist.destroy_process_group()
 
 
+def _check_ranks_agree(model: nn.Module, dist: _Dist) -> None:
+    """DDP keeps replicas identical; verify it with the weights' content hash on every rank."""
+    import torch.distributed as tdist
+
+    hashes: list[Any] = [None] * dist.world_size
+    tdist.all_gather_object(hashes, state_dict_hash(model.state_dict()))
+    if len(set(hashes)) != 1:
+        raise RuntimeError(f"DDP replicas diverged: weight hashes per rank {hashes}")
+    log.info("all %d ranks hold identical weights (hash %s)", dist.world_size, hashes[0][:12])
+
+
 def _barrier(dist: _Dist) -> None:
     if dist.enabled:
         import torch.distributed as tdist
@@ -661,6 +672,8 @@ def _train_loop(cfg: TrainConfig, device: torch.device, dist: _Dist, state: dict
                 val_data,
             )
         _barrier(dist)
+    if dist.enabled:
+        _check_ranks_agree(core, dist)
     if stop < cfg.epochs:
         log.info("stopped after epoch %d of %d as asked; continue with --resume", stop, cfg.epochs)
     else:
@@ -777,3 +790,214 @@ def run_train(args: argparse.Namespace) -> int:
             f"checkpoints in {result.run_dir / 'checkpoints'}"
         )
     return 0
+
+
+# -------------------------------------------------------------------------------------- benchmark
+
+
+def add_bench_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--n-images", type=int, default=256, help="synthetic 256-px PNG crops to train on"
+    )
+    parser.add_argument("--steps", type=int, default=8, help="timed training steps per pipeline")
+    parser.add_argument("--image-size", type=int, default=224, help="model input size")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size (authors: 32)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="DataLoader workers / decode threads of both pipelines",
+    )
+    parser.add_argument(
+        "--parity-epochs",
+        type=int,
+        default=0,
+        help="also train each pipeline this many epochs and compare val loss",
+    )
+
+
+def _write_bench_crops(folder: Path, n: int, seed: int = 0) -> tuple[list[Path], list[int]]:
+    """``n`` 256-px gray PNGs with a class-dependent bright band plus noise; returns paths and labels."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    paths, labels = [], []
+    for i in range(n):
+        label = i % len(CLASS_NAMES)
+        img = rng.normal(100, 25, (256, 256))
+        band = slice(40 + 70 * label, 80 + 70 * label)
+        img[band, :] += 80
+        path = folder / f"{i:05d}.png"
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path)
+        paths.append(path)
+        labels.append(label)
+    return paths, labels
+
+
+class _ReferenceDataset(torch.utils.data.Dataset):
+    """The authors' pipeline: PIL-decode every PNG on every epoch + torchvision transforms."""
+
+    def __init__(self, paths: list[Path], labels: list[int], image_size: int, train: bool) -> None:
+        from torchvision import transforms as T
+
+        steps = [T.Resize((image_size, image_size))]
+        if train:
+            steps += [T.RandomHorizontalFlip(), T.RandomVerticalFlip(), T.RandomRotation(15)]
+        steps += [T.ToTensor(), T.Normalize(Preprocessing().mean, Preprocessing().std)]
+        self.paths, self.labels, self.transform = paths, labels, T.Compose(steps)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        with Image.open(self.paths[i]) as im:
+            return self.transform(im.convert("RGB")), self.labels[i]
+
+
+def _timed_steps(step, batches, steps: int, warmup: int = 2) -> float:
+    """Images/s over ``steps`` calls of ``step(batch)`` after ``warmup`` untimed ones (cycling ``batches``)."""
+    it = iter(batches)
+
+    def next_batch():
+        nonlocal it
+        try:
+            return next(it)
+        except StopIteration:
+            it = iter(batches)
+            return next(it)
+
+    for _ in range(warmup):
+        step(next_batch())
+    n, start = 0, time.perf_counter()
+    for _ in range(steps):
+        n += step(next_batch())
+    return n / (time.perf_counter() - start)
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench_train(args: argparse.Namespace) -> dict[str, float]:
+    """Training images/s of the authors' pipeline vs vcfnet's on the same crops, their ratio, peak RSS."""
+    import tempfile
+
+    size, bs = args.image_size, args.batch_size
+    device = torch.device("cpu")
+    precision = resolve_precision("auto", device)
+    pre = dataclasses.replace(Preprocessing(), image_size=size)
+    aug = Augmentation()
+    results: dict[str, float] = {"n_images": args.n_images, "batch_size": bs, "image_size": size}
+    with tempfile.TemporaryDirectory(prefix="vcfnet-bench-train-") as tmp:
+        paths, labels = _write_bench_crops(Path(tmp), args.n_images)
+
+        # (b) vcfnet: decode once to uint8, tensor augmentation, bf16 autocast + channels_last
+        t0 = time.perf_counter()
+        from vcfnet.data.dataset import decode_crops
+
+        images = torch.from_numpy(decode_crops(paths, size, workers=args.workers))
+        targets = torch.tensor(labels)
+        results["vcfnet_decode_s"] = time.perf_counter() - t0
+        torch.manual_seed(0)
+        model = build_model(len(CLASS_NAMES), "none").to(memory_format=precision.memory_format)
+        opt = torch.optim.Adam(model.parameters(), lr=2e-4, weight_decay=5e-4)
+        gen = torch.Generator().manual_seed(0)
+        data = CropTensors(images, targets, pd.DataFrame())
+        batches = EpochBatches(targets, batch_size=bs).batches(0)
+
+        def vcfnet_step(idx: torch.Tensor) -> int:
+            model.train()
+            x = normalize_batch(augment_batch(data.images[idx], aug, gen), pre)
+            x = x.contiguous(memory_format=precision.memory_format)
+            with precision.autocast(device):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), data.labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return len(idx)
+
+        results["vcfnet_images_per_s"] = _timed_steps(vcfnet_step, batches, args.steps)
+        results["vcfnet_precision_bf16"] = int(precision.name == "bf16")
+        results["peak_rss_mb_vcfnet"] = _peak_rss_mb()
+
+        # (a) the authors' reference: per-epoch PIL decode + torchvision transforms, fp32 eager
+        torch.manual_seed(0)
+        ref_model = build_model(len(CLASS_NAMES), "none")
+        ref_opt = torch.optim.Adam(ref_model.parameters(), lr=2e-4, weight_decay=5e-4)
+        loader = torch.utils.data.DataLoader(
+            _ReferenceDataset(paths, labels, size, train=True), batch_size=bs, shuffle=True,
+            num_workers=args.workers, persistent_workers=args.workers > 0,
+        )  # fmt: skip
+
+        def reference_step(batch) -> int:
+            ref_model.train()
+            x, y = batch
+            loss = F.cross_entropy(ref_model(x), y)
+            ref_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            ref_opt.step()
+            return len(y)
+
+        results["reference_images_per_s"] = _timed_steps(reference_step, loader, args.steps)
+        results["ratio"] = results["vcfnet_images_per_s"] / results["reference_images_per_s"]
+        results["peak_rss_mb"] = _peak_rss_mb()
+        if args.parity_epochs > 0:
+            results.update(_parity(paths, labels, args, pre, precision))
+    return results
+
+
+def _parity(paths, labels, args, pre: Preprocessing, precision: Precision) -> dict[str, float]:
+    """Train each pipeline ``parity_epochs`` epochs on 3/4 of the crops; fp32 val loss on the rest."""
+    from vcfnet.data.dataset import decode_crops
+
+    n_train = len(paths) * 3 // 4
+    device = torch.device("cpu")
+    size, bs = args.image_size, args.batch_size
+    val = CropTensors(
+        torch.from_numpy(decode_crops(paths[n_train:], size)),
+        torch.tensor(labels[n_train:]),
+        pd.DataFrame(),
+    )
+    train_data = CropTensors(
+        torch.from_numpy(decode_crops(paths[:n_train], size)),
+        torch.tensor(labels[:n_train]),
+        pd.DataFrame(),
+    )
+    fp32 = resolve_precision("fp32", device)
+    out = {}
+    for name in ("reference", "vcfnet"):
+        torch.manual_seed(0)
+        model = build_model(len(CLASS_NAMES), "none")
+        opt = torch.optim.Adam(model.parameters(), lr=2e-4, weight_decay=5e-4)
+        if name == "reference":
+            loader = torch.utils.data.DataLoader(
+                _ReferenceDataset(paths[:n_train], labels[:n_train], size, train=True), batch_size=bs, shuffle=True,
+                num_workers=args.workers,
+            )  # fmt: skip
+            for _ in range(args.parity_epochs):
+                model.train()
+                for x, y in loader:
+                    loss = F.cross_entropy(model(x), y)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+        else:
+            model = model.to(memory_format=precision.memory_format)
+            sampler = EpochBatches(train_data.labels, batch_size=bs)
+            for epoch in range(args.parity_epochs):
+                train_one_epoch(
+                    model, opt, train_data, sampler.batches(epoch), pre=pre, aug=Augmentation(),
+                    generator=torch.Generator().manual_seed(epoch), loss_weight=None, device=device,
+                    precision=precision, scaler=None, dist=_Dist(), progress=False,
+                )  # fmt: skip
+        metrics = evaluate(
+            model, val, pre=pre, device=device, precision=fp32, batch_size=64, dist=_Dist()
+        )
+        out[f"{name}_val_loss"] = metrics["val_loss"]
+        out[f"{name}_val_acc"] = metrics["val_acc"]
+    return out

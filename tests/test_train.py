@@ -1,0 +1,156 @@
+"""vcfnet train: run folder contents, reproducibility, resume equality, validation split, DDP."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from tests.factories import make_tiny_dataset
+from vcfnet.cli import main
+from vcfnet.data.dataset import load_split
+from vcfnet.errors import ConfigError, InputError, WeightsUnavailableError
+from vcfnet.model import imagenet_weights_path, load_checkpoint, predict_proba, state_dict_hash
+from vcfnet.train import METRIC_COLUMNS, TIME_COLUMNS, TrainConfig, bench_train, train
+
+TINY = ["--epochs", "3", "--image-size", "32", "--batch-size", "8", "--weights", "none", "--workers", "1",
+        "--no-progress", "--lr", "1e-3"]  # fmt: skip
+
+
+def tiny_config(data: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(data=data, out=out, epochs=3, image_size=32, batch_size=8, weights="none", workers=1,
+                progress=False, lr=1e-3)  # fmt: skip
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return make_tiny_dataset(tmp_path_factory.mktemp("tiny") / "ds", n_per_class=5, size=40)
+
+
+@pytest.fixture(scope="module")
+def cli_run(dataset, tmp_path_factory) -> Path:
+    """A 3-epoch run through the CLI."""
+    out = tmp_path_factory.mktemp("runs") / "a"
+    assert main(["train", "--data", str(dataset), "--out", str(out), *TINY]) == 0
+    return out
+
+
+def without_time(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path).drop(columns=list(TIME_COLUMNS))
+
+
+def test_run_folder_holds_what_the_issue_lists(cli_run):
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "train.log",
+        "model_card.md",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+    ):
+        assert (cli_run / name).is_file(), name
+    metrics = pd.read_csv(cli_run / "metrics.csv")
+    assert list(metrics.columns) == list(METRIC_COLUMNS)
+    assert metrics["epoch"].tolist() == [1, 2, 3]
+    assert metrics["train_loss"].iloc[-1] < metrics["train_loss"].iloc[0]  # it learns
+    assert (metrics["images_per_s"] > 0).all()
+    config = yaml.safe_load((cli_run / "config.yaml").read_text())
+    assert config["weights"] == "none" and config["image_size"] == 32 and config["epochs"] == 3
+    log = (cli_run / "train.log").read_text()
+    assert log.count("epoch ") >= 3 and "test rows never read" in log
+    card = (cli_run / "model_card.md").read_text()
+    assert "none (random init)" in card and "Intended use" in card and "Limits" in card
+
+    last = load_checkpoint(cli_run / "checkpoints" / "last.pt")  # weights_only=True inside
+    assert last.extra["epoch"] == 3 and len(last.extra["history"]) == 3
+    assert last.preprocessing.image_size == 32
+    assert last.model_hash == state_dict_hash(last.model.state_dict())
+    best = load_checkpoint(cli_run / "checkpoints" / "best.pt")
+    best_epoch = best.extra["best_epoch"]
+    expected = metrics["val_macro_auc"].idxmax() + 1
+    assert best_epoch == expected and best.extra["epoch"] == best_epoch
+
+
+def test_same_seed_gives_identical_metrics(cli_run, dataset, tmp_path):
+    result = train(tiny_config(dataset, tmp_path / "b"))
+    pd.testing.assert_frame_equal(
+        without_time(cli_run / "metrics.csv"), without_time(tmp_path / "b" / "metrics.csv")
+    )
+    assert result.model_hash == load_checkpoint(cli_run / "checkpoints" / "last.pt").model_hash
+
+
+def test_resume_after_stop_matches_uninterrupted_run(cli_run, dataset, tmp_path):
+    out = tmp_path / "c"
+    first = train(tiny_config(dataset, out, max_epochs_this_run=1))
+    assert first.metrics["epoch"].tolist() == [1]
+    with pytest.raises(ConfigError, match="--resume"):
+        train(tiny_config(dataset, out))
+    resumed = train(tiny_config(dataset, out, resume=True))
+    assert resumed.model_hash == load_checkpoint(cli_run / "checkpoints" / "last.pt").model_hash
+    pd.testing.assert_frame_equal(
+        without_time(cli_run / "metrics.csv"), without_time(out / "metrics.csv")
+    )
+    assert "resumed from" in (out / "train.log").read_text()
+
+
+def test_no_validation_split_is_a_clear_error(tmp_path):
+    data = make_tiny_dataset(tmp_path / "ds", n_per_class=2, size=24, splits=("train", "test"))
+    with pytest.raises(InputError, match="split == val"):
+        train(tiny_config(data, tmp_path / "run"))
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY]) == 2
+
+
+@pytest.mark.skipif(imagenet_weights_path().is_file(), reason="ImageNet weights are cached here")
+def test_imagenet_weights_offline_fail_fast(dataset, tmp_path):
+    with pytest.raises(WeightsUnavailableError, match="--weights none"):
+        train(tiny_config(dataset, tmp_path / "run", weights="imagenet"))
+
+
+def test_weights_path_is_recorded(dataset, tmp_path):
+    from torchvision.models import resnet18
+
+    path = tmp_path / "backbone.pth"
+    torch.save(resnet18(weights=None).state_dict(), path)
+    result = train(tiny_config(dataset, tmp_path / "run", weights=str(path), epochs=1))
+    card = (result.run_dir / "model_card.md").read_text()
+    assert str(path) in card and "sha256" in card
+    assert load_checkpoint(result.last_checkpoint).extra["weights_used"].startswith(str(path))
+
+
+def test_ddp_two_cpu_processes_match_single_process(cli_run, dataset, tmp_path):
+    """Same global batch on 2 gloo ranks: weights agree with world size 1 up to batch-norm statistics."""
+    kw = dict(epochs=1, hflip=False, vflip=False, rotation_degrees=0.0, precision="fp32", lr=2e-4)
+    single = train(tiny_config(dataset, tmp_path / "ws1", **kw))
+    double = train(tiny_config(dataset, tmp_path / "ws2", nproc=2, **kw))
+    m1, m2 = load_checkpoint(single.last_checkpoint), load_checkpoint(double.last_checkpoint)
+    crops = load_split(dataset, "val", 32).images.numpy()
+    p1 = predict_proba(m1.model, crops, m1.preprocessing)
+    p2 = predict_proba(m2.model, crops, m2.preprocessing)
+    assert "all 2 ranks hold identical weights" in (tmp_path / "ws2" / "train.log").read_text()
+    assert abs(p1 - p2).max() < 0.05
+    assert double.metrics["epoch"].tolist() == [1]
+    for col in ("train_loss", "val_loss"):
+        assert abs(double.metrics[col].iloc[0] - single.metrics[col].iloc[0]) < 0.05, col
+
+
+def test_bench_train_runs_at_tiny_size():
+    args = argparse.Namespace(
+        n_images=8, steps=2, image_size=32, batch_size=4, workers=1, parity_epochs=0, json=True
+    )
+    results = bench_train(args)
+    assert (
+        results["ratio"] > 0
+        and results["reference_images_per_s"] > 0
+        and results["peak_rss_mb"] > 0
+    )
+
+
+def test_config_rejects_bad_values(dataset, tmp_path):
+    with pytest.raises(ValueError):
+        dataclasses.replace(tiny_config(dataset, tmp_path), batch_size=1)
