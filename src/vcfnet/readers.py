@@ -481,71 +481,92 @@ def mrmc_by_class(
 # --------------------------------------------------------------------------------------------
 
 
-def _save_figure(fig, stem: Path) -> list[Path]:
-    """PNG + SVG of ``fig`` at ``stem`` (atomic), then close it."""
-    import matplotlib.pyplot as plt
-
-    paths = []
-    for ext in ("png", "svg"):
-        path = stem.with_suffix(f".{ext}")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
-        paths.append(path)
-    plt.close(fig)
-    return paths
+def _json_safe(value: Any) -> Any:
+    """NaN/inf -> None, recursively, so that mrmc.json is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def plot_figure6(truth: Truth, reads: Reads, table: pd.DataFrame, stem: Path) -> list[Path]:
-    """Model ROC per class with each reader's operating point, unaided -> aided arrows."""
-    import matplotlib
+    """Figure 6: per class, the model's ROC with each reader's operating point, unaided -> aided.
 
-    matplotlib.use("Agg")
+    Operating points are (1 - specificity, sensitivity) of each read from ``table``.
+    """
     import matplotlib.pyplot as plt
     from sklearn.metrics import roc_curve
 
+    from vcfnet.report.figures import CLASS_COLORS, STYLE, format_ci, save_figure
+
     y = truth.y[reads.case_index]
-    fig, axes = plt.subplots(1, len(CLASS_NAMES), figsize=(4.2 * len(CLASS_NAMES), 4.4))
-    colors = plt.get_cmap("tab10")
+    rows = table.set_index(["reader", "mode", "class"])
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            1, len(CLASS_NAMES), figsize=(4.6 * len(CLASS_NAMES), 5.0), layout="constrained"
+        )
     for k, (ax, cls) in enumerate(zip(axes, CLASS_NAMES, strict=True)):
         yk = y == k
+        ax.plot([0, 1], [0, 1], ls="--", color="0.6", lw=1)
         if truth.model_probs is not None and yk.any() and not yk.all():
             fpr, tpr, _ = roc_curve(yk, truth.model_probs[reads.case_index, k])
-            auc = table.query("reader == @MODEL_READER and `class` == @cls")["auc"].iloc[0]
-            ax.plot(fpr, tpr, color="crimson", lw=2, label=f"model (AUC {auc:.3f})")
-        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
+            m = rows.loc[(MODEL_READER, "model", cls)]
+            ax.plot(
+                fpr,
+                tpr,
+                color="#D55E00",
+                lw=2,
+                label=f"model: AUC {format_ci(m['auc'], m['auc_ci_low'], m['auc_ci_high'])}",
+            )
+        if truth.model_pred is not None:
+            m = rows.loc[(MODEL_READER, "model", cls)]
+            ax.plot(
+                1 - m["specificity"],
+                m["sensitivity"],
+                "o",
+                color="#D55E00",
+                ms=8,
+                mec="black",
+                label="model (predicted class)",
+            )
         for i, reader in enumerate(reads.readers):
-            pts = {}
-            for mode in MODES:
-                row = table.query("reader == @reader and mode == @mode and `class` == @cls").iloc[0]
-                pts[mode] = (1 - row["specificity"], row["sensitivity"])
-            c = colors(i % 10)
-            ax.plot(*pts["unaided"], marker="^", color=c, ls="", label=f"{reader} unaided")
-            ax.plot(*pts["aided"], marker="*", ms=11, color=c, ls="", label=f"{reader} aided")
+            color = CLASS_COLORS[i % len(CLASS_COLORS)]
+            pts = {
+                mode: (
+                    1 - rows.loc[(reader, mode, cls), "specificity"],
+                    rows.loc[(reader, mode, cls), "sensitivity"],
+                )
+                for mode in MODES
+            }
+            ax.plot(*pts["unaided"], "^", color=color, ms=8, mec="black", label=f"{reader}")
+            ax.plot(*pts["aided"], "*", color=color, ms=13, mec="black", label=f"{reader} + model")
             ax.annotate(
                 "",
                 xy=pts["aided"],
                 xytext=pts["unaided"],
-                arrowprops={"arrowstyle": "->", "color": c, "lw": 1.2},
+                arrowprops={"arrowstyle": "->", "color": color, "lw": 1.3},
             )
         ax.set(
-            xlim=(0, 1),
-            ylim=(0, 1.01),
+            xlim=(-0.01, 1.01),
+            ylim=(-0.01, 1.01),
+            aspect="equal",
+            title=cls,
             xlabel="1 - specificity",
             ylabel="sensitivity",
-            title=cls,
-            aspect="equal",
         )
-        ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle("Figure 6: model ROC and readers unaided -> aided")
-    return _save_figure(fig, stem)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=7.5)
+    return save_figure(fig, stem)
 
 
 def plot_reader_bars(table: pd.DataFrame, stem: Path) -> list[Path]:
-    """Overall accuracy and sensitivity per reader and mode (model first)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """Overall accuracy and sensitivity of the model and of each reader x mode."""
     import matplotlib.pyplot as plt
+
+    from vcfnet.report.figures import STYLE, save_figure
 
     overall = table[table["class"] == "overall"]
     names = [
@@ -553,33 +574,23 @@ def plot_reader_bars(table: pd.DataFrame, stem: Path) -> list[Path]:
         for r, m in zip(overall["reader"], overall["mode"], strict=True)
     ]
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(names)), 4.0))
-    ax.bar(x - 0.2, overall["accuracy"], 0.4, label="accuracy", color="#4477aa")
-    ax.bar(x + 0.2, overall["sensitivity"], 0.4, label="sensitivity", color="#ee7733")
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(names)), 4.2), layout="constrained")
+    ax.bar(x - 0.2, overall["accuracy"], 0.4, label="accuracy", color="#0072B2")
+    ax.bar(x + 0.2, overall["sensitivity"], 0.4, label="sensitivity", color="#E69F00")
     ax.set_xticks(x, names, fontsize=8)
     ax.set(ylim=(0, 1), ylabel="fraction", title="Accuracy and sensitivity per reader and mode")
-    ax.legend()
-    return _save_figure(fig, stem)
+    ax.legend(loc="lower right")
+    return save_figure(fig, stem)
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if isinstance(value, float | np.floating):
-        return "" if not np.isfinite(value) else f"{value:.{digits}f}"
-    return str(value)
+def build_report(result: ReaderStudyResult, figure_paths: list[Path]):
+    """The study's Report (Table 3, paired tests, MRMC, figures); simulated reads say so first."""
+    from vcfnet.report.html import Report
 
-
-def _markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(_fmt(v, digits) for v in row) + " |" for row in df.itertuples(False)]
-    return "\n".join([head, rule, *body])
-
-
-def render_report(result: ReaderStudyResult, figures: dict[str, str]) -> str:
-    """The study's report.md: Table 3, tests, MRMC and figures."""
-    lines = ["# Reader study (Table 3, Figure 6, MRMC)", ""]
+    report = Report("Reader study: Table 3, Figure 6 and MRMC")
     if result.simulated:
-        lines += [f"> **{SIMULATED_NOTE}**", ""]
+        report.paragraph(SIMULATED_NOTE)
     cols = [
         "reader",
         "mode",
@@ -592,71 +603,60 @@ def render_report(result: ReaderStudyResult, figures: dict[str, str]) -> str:
         "f1",
         "ppv",
         "npv",
+        "top1_accuracy",
     ]
-    lines += [
-        "## Table 3: model and readers",
-        "",
+    report.heading("Table 3: model and readers")
+    report.paragraph(
         "Overall rows follow the paper's conventions (accuracy = mean one-vs-rest accuracy; "
-        "sensitivity, specificity, PPV, NPV micro-averaged). A categorical read's AUC is the "
-        "single-point AUC (sensitivity + specificity) / 2; with scores, the empirical AUC.",
-        "",
-        _markdown_table(result.table[cols]),
-        "",
-        "## Paired tests per reader",
-        "",
-        "McNemar on per-case correctness (overall); DeLong on per-class AUC.",
-        "",
-        _markdown_table(result.comparisons.drop(columns=["metric"]), 4),
-        "",
-        "## MRMC: aided vs unaided (Obuchowski-Rockette-Hillis)",
-        "",
-    ]
+        "sensitivity, specificity, PPV, NPV micro-averaged; precision support-weighted); "
+        "top1_accuracy is the 3-class accuracy. A categorical read's AUC is the single-point AUC "
+        "(sensitivity + specificity) / 2; with confidence scores or ratings, the empirical AUC. "
+        "The overall AUC is the macro (mean one-vs-rest) AUC."
+    )
+    report.table(result.table[cols], caption="Table 3")
+    report.heading("Paired tests per reader")
+    report.paragraph(
+        "McNemar's test on per-case correctness (overall) and DeLong's test of correlated "
+        "per-class AUCs; estimate_a and estimate_b belong to the first and second named reads."
+    )
+    report.table(result.comparisons.drop(columns=["metric"]), digits=4)
+    report.heading("MRMC: aided vs unaided (Obuchowski-Rockette-Hillis)")
     m = result.mrmc
     if "skipped" in m:
-        lines += [m["skipped"], ""]
+        report.paragraph(m["skipped"])
     else:
-        lines += [
-            f"Random readers and random cases, {m['covariance']} covariance, "
-            f"{len(m['readers'])} readers, {m['n_cases']} cases; difference = aided - "
-            "unaided reader-averaged AUC.",
-            "",
-        ]
+        report.paragraph(
+            f"Random readers and random cases, {m['covariance']} covariance of the empirical "
+            f"AUCs, Hillis denominator degrees of freedom; {len(m['readers'])} readers, "
+            f"{m['n_cases']} cases, one-vs-rest per class; difference = aided - unaided "
+            f"reader-averaged AUC with its {100 * m['level']:.0f}% CI."
+        )
+        keys = (
+            "auc_unaided",
+            "auc_aided",
+            "difference",
+            "ci_low",
+            "ci_high",
+            "f",
+            "df1",
+            "df2",
+            "p",
+        )
         rows = [
-            {
-                "class": cls,
-                **{
-                    k: v.get(k, np.nan)
-                    for k in (
-                        "auc_unaided",
-                        "auc_aided",
-                        "difference",
-                        "ci_low",
-                        "ci_high",
-                        "f",
-                        "df1",
-                        "df2",
-                        "p",
-                    )
-                },
-            }
-            for cls, v in m["classes"].items()
+            {"class": c, **{k: v.get(k, np.nan) for k in keys}} for c, v in m["classes"].items()
         ]
-        lines += [_markdown_table(pd.DataFrame(rows), 4), ""]
-    lines += ["## Figures", ""]
-    lines += [f"![{name}]({path})" for name, path in figures.items()]
-    return "\n".join(lines) + "\n"
-
-
-def _write_html(markdown: str, path: Path, title: str) -> None:
-    """A minimal self-contained HTML page of the report (figures linked as PNG)."""
-    import html
-
-    body = html.escape(markdown)
-    atomic_write_text(
-        path,
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"</head><body><pre style='white-space:pre-wrap'>{body}</pre></body></html>\n",
-    )
+        report.table(pd.DataFrame(rows), caption="MRMC per class", digits=4)
+    if figure_paths:
+        report.heading("Figures")
+        pngs = [p for p in figure_paths if p.suffix == ".png"]
+        captions = (
+            "Figure 6: the model's ROC per class with each reader's operating point unaided "
+            "(triangle) and aided (star)",
+            "Overall accuracy and sensitivity per reader and mode",
+        )
+        for path, caption in zip(pngs, captions, strict=False):
+            report.figure(path, caption)
+    return report
 
 
 def run_reader_study(
@@ -669,7 +669,7 @@ def run_reader_study(
     simulated: bool = False,
     figures: bool = True,
 ) -> ReaderStudyResult:
-    """Analyse a reader study and write readers.csv, comparisons.csv, mrmc.json, figures, report.
+    """Analyse a reader study; write readers.csv, comparisons.csv, mrmc.json, figures, report.
 
     ``truth_df``: predictions.csv-like table (case_id, label, [pred, p_*]); ``reads_df``: reads.
     ``simulated`` stamps every output as simulated.
@@ -688,21 +688,15 @@ def run_reader_study(
         with atomic_path(out_dir / name) as tmp:
             df.assign(simulated=simulated).to_csv(tmp, index=False)
         result.files.append(out_dir / name)
-    atomic_write_text(out_dir / "mrmc.json", json.dumps(mrmc, indent=2, allow_nan=True) + "\n")
+    atomic_write_text(out_dir / "mrmc.json", json.dumps(_json_safe(mrmc), indent=2) + "\n")
     result.files.append(out_dir / "mrmc.json")
 
-    figure_links: dict[str, str] = {}
+    figure_paths: list[Path] = []
     if figures:
-        result.files += plot_figure6(truth, reads, table, out_dir / "figure6_roc_readers")
-        result.files += plot_reader_bars(table, out_dir / "reader_accuracy_sensitivity")
-        figure_links = {
-            "Figure 6": "figure6_roc_readers.png",
-            "Accuracy and sensitivity": "reader_accuracy_sensitivity.png",
-        }
-    report = render_report(result, figure_links)
-    atomic_write_text(out_dir / "report.md", report)
-    _write_html(report, out_dir / "report.html", "vcfnet reader study")
-    result.files += [out_dir / "report.md", out_dir / "report.html"]
+        figure_paths += plot_figure6(truth, reads, table, out_dir / "figure6_roc_readers")
+        figure_paths += plot_reader_bars(table, out_dir / "reader_accuracy_sensitivity")
+    result.files += figure_paths
+    result.files += build_report(result, figure_paths).write(out_dir)
     log.info(
         "reader study: %d readers, %d cases -> %s",
         len(reads.readers),
