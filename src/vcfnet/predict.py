@@ -1,0 +1,768 @@
+"""Inference on new radiographs: ``vcfnet.load_model``, ``vcfnet predict``, ``vcfnet export``.
+
+A :class:`Predictor` wraps a trained model (a PyTorch checkpoint or an exported ONNX file) with the
+preprocessing it was trained with. ``predict(image, boxes)`` crops every box exactly as ``prepare``
+does (``make_cache_crop`` -> ``stack_crops`` -> ``normalize_batch``, the shared implementation) and
+returns per box the class probabilities, the predicted class and the model's identity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from vcfnet.config import add_config_arguments, resolve_config
+from vcfnet.data.transforms import (
+    Box,
+    Preprocessing,
+    make_cache_crop,
+    normalize_batch,
+    stack_crops,
+    to_gray_uint8,
+    validate_box,
+)
+from vcfnet.errors import CheckpointError, ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+ONNX_FORMAT = "vcfnet-onnx-v1"
+#: ONNX graph input / outputs written by ``export_onnx``.
+ONNX_INPUT = "image"
+ONNX_OUTPUTS = ("logits", "probabilities")
+
+
+# --------------------------------------------------------------------------------------------------
+# results
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which model made a prediction: name, vcfnet version, weights hash, runtime."""
+
+    name: str
+    version: str
+    hash: str
+    runtime: str  # "pytorch" | "onnxruntime"
+    class_names: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "hash": self.hash,
+            "runtime": self.runtime,
+            "class_names": list(self.class_names),
+        }
+
+
+@dataclass(frozen=True)
+class BoxPrediction:
+    """The model's opinion on one boxed vertebra (or one pre-cut crop, ``box`` None)."""
+
+    box: tuple[float, float, float, float] | None
+    probabilities: dict[str, float]
+    predicted: str
+    label: str = ""  # known truth (from the XML or the crop's class folder), '' if unknown
+    level: str = ""
+    heatmap: str = ""  # path of the Grad-CAM PNG, if written
+
+    @property
+    def probability(self) -> float:
+        """Probability of the predicted class."""
+        return self.probabilities[self.predicted]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "box": list(self.box) if self.box is not None else None,
+            "level": self.level,
+            "label": self.label,
+            "pred": self.predicted,
+            "probability": self.probability,
+            "probabilities": dict(self.probabilities),
+            **({"heatmap": self.heatmap} if self.heatmap else {}),
+        }
+
+
+@dataclass(frozen=True)
+class ImagePrediction:
+    """All boxes of one radiograph (or one crop file)."""
+
+    source: str
+    boxes: tuple[BoxPrediction, ...]
+    model: ModelInfo
+    patient_id: str = ""
+    heatmap: str = ""  # full radiograph with every box's Grad-CAM, if written
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image": self.source,
+            "patient_id": self.patient_id,
+            "model": self.model.to_dict(),
+            "boxes": [b.to_dict() for b in self.boxes],
+            **({"heatmap": self.heatmap} if self.heatmap else {}),
+        }
+
+
+def box_predictions(
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    boxes: Sequence[Box | None],
+    labels: Sequence[str] | None = None,
+    levels: Sequence[str] | None = None,
+) -> tuple[BoxPrediction, ...]:
+    """BoxPrediction per row of ``probs`` (N, C)."""
+    out = []
+    for i, row in enumerate(probs):
+        box = boxes[i]
+        out.append(
+            BoxPrediction(
+                box=tuple(float(v) for v in box) if box is not None else None,
+                probabilities={c: float(p) for c, p in zip(class_names, row, strict=True)},
+                predicted=class_names[int(np.argmax(row))],
+                label=labels[i] if labels else "",
+                level=levels[i] if levels else "",
+            )
+        )
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# predictors
+
+
+def as_gray_image(image) -> tuple[np.ndarray, str, str]:
+    """(uint8 (H, W) pixels, source name, patient pseudonym) from a path or an array."""
+    if isinstance(image, str | Path):
+        from vcfnet.io.images import read_radiograph
+
+        radiograph = read_radiograph(image)
+        return radiograph.pixels, str(image), patient_pseudonym(radiograph.patient.patient_id)
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise InputError(
+            f"image array has dtype {arr.dtype}; pass a display-ready uint8 array (bone bright) "
+            "or a file path (DICOM/PNG/JPEG)"
+        )
+    return to_gray_uint8(arr), "<array>", ""
+
+
+def patient_pseudonym(patient_id: str) -> str:
+    """A stable pseudonym ('p' + 10 hex digits) for a DICOM PatientID, so none leaks into outputs."""
+    if not patient_id:
+        return ""
+    import hashlib
+
+    return "p" + hashlib.sha256(patient_id.encode()).hexdigest()[:10]
+
+
+class Predictor:
+    """A trained classifier with its preprocessing; subclasses implement ``predict_crops``."""
+
+    info: ModelInfo
+    preprocessing: Preprocessing
+    batch_size: int = 64
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.info.class_names
+
+    def predict_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Class probabilities float64 (N, C) for uint8 crops (any size, gray or colour)."""
+        raise NotImplementedError
+
+    def crops_for(self, pixels: np.ndarray, boxes: Sequence[Box]) -> list[np.ndarray]:
+        """The cached-size crops (as ``prepare`` stores them) for ``boxes`` on ``pixels`` (H, W)."""
+        crops = []
+        for i, box in enumerate(boxes):
+            if len(box) != 4:
+                raise InputError(f"box {i} = {box!r}: expected 4 numbers x1,y1,x2,y2")
+            validate_box(tuple(float(v) for v in box), pixels.shape)
+            crops.append(make_cache_crop(pixels, box, self.preprocessing))
+        return crops
+
+    def predict(
+        self,
+        image,
+        boxes: Sequence[Box],
+        *,
+        labels: Sequence[str] | None = None,
+        levels: Sequence[str] | None = None,
+    ) -> ImagePrediction:
+        """Predict every box (x1, y1, x2, y2 in pixels) on ``image`` (path or uint8 (H, W) array)."""
+        pixels, source, patient = as_gray_image(image)
+        if not len(boxes):
+            raise InputError(f"{source}: no boxes given; pass --box x1,y1,x2,y2 or --xml FILE")
+        probs = self.predict_crops(self.crops_for(pixels, boxes))
+        return ImagePrediction(
+            source=source,
+            boxes=box_predictions(probs, self.class_names, list(boxes), labels, levels),
+            model=self.info,
+            patient_id=patient,
+        )
+
+    def predict_crop_files(self, paths: Sequence[Path | str]) -> list[ImagePrediction]:
+        """One prediction per pre-cut crop file; its label is its folder's class name, if any."""
+        from vcfnet.io.images import read_radiograph
+
+        results: list[ImagePrediction] = []
+        for start in range(0, len(paths), self.batch_size):
+            chunk = [Path(p) for p in paths[start : start + self.batch_size]]
+            probs = self.predict_crops([read_radiograph(p).pixels for p in chunk])
+            for path, row in zip(chunk, probs, strict=True):
+                label = label_from_folder(path, self.class_names)
+                boxes = box_predictions(row[None], self.class_names, [None], [label])
+                results.append(ImagePrediction(source=str(path), boxes=boxes, model=self.info))
+        return results
+
+
+class TorchPredictor(Predictor):
+    """A PyTorch checkpoint run with ``vcfnet.model.predict_proba`` (bf16 + channels_last on CPU)."""
+
+    def __init__(
+        self,
+        checkpoint,
+        *,
+        name: str,
+        device: str = "auto",
+        precision: str = "auto",
+        batch_size: int = 64,
+    ):
+        from vcfnet.device import resolve_device, resolve_precision
+
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.model = checkpoint.model.to(self.device).eval()
+        if self.precision.channels_last:  # once, not per batch
+            self.model = self.model.to(memory_format=self.precision.memory_format)
+        self.preprocessing = checkpoint.preprocessing
+        self.batch_size = batch_size
+        self.info = ModelInfo(
+            name=name,
+            version=str(checkpoint.meta.get("vcfnet_version", "")),
+            hash=checkpoint.model_hash,
+            runtime="pytorch",
+            class_names=tuple(checkpoint.class_names),
+        )
+
+    def predict_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        from vcfnet.model import predict_proba
+
+        return predict_proba(
+            self.model,
+            list(crops),
+            self.preprocessing,
+            device=self.device,
+            precision=self.precision,
+            batch_size=self.batch_size,
+        )
+
+    def grad_cam(self, crops: Sequence[np.ndarray], class_indices: Sequence[int] | None = None):
+        """Grad-CAM maps float32 (N, S, S) in [0, 1] on the model input for ``crops`` (fp32)."""
+        from vcfnet.explain import grad_cam
+
+        batch = stack_crops(list(crops), self.preprocessing.image_size)
+        x = normalize_batch(batch, self.preprocessing).to(self.device)
+        return grad_cam(self.model, x, class_indices=class_indices)
+
+
+class OnnxPredictor(Predictor):
+    """An exported ``.onnx`` model run with onnxruntime; metadata carries classes and preprocessing."""
+
+    def __init__(self, path: Path | str, *, batch_size: int = 64, threads: int | None = None):
+        import onnxruntime as ort
+
+        path = Path(path)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise CheckpointError(f"{path} is not a readable ONNX model: {exc}") from exc
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("vcfnet.format") != ONNX_FORMAT:
+            raise CheckpointError(
+                f"{path} is an ONNX model but not one exported by vcfnet (no vcfnet metadata); "
+                "export one with 'vcfnet export --model RUN_DIR --out model.onnx'"
+            )
+        self.preprocessing = Preprocessing.from_dict(json.loads(meta["vcfnet.preprocessing"]))
+        self.batch_size = batch_size
+        self.info = ModelInfo(
+            name=meta.get("vcfnet.name", path.stem),
+            version=meta.get("vcfnet.version", ""),
+            hash=meta.get("vcfnet.model_hash", ""),
+            runtime="onnxruntime",
+            class_names=tuple(json.loads(meta["vcfnet.class_names"])),
+        )
+
+    def predict_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        out = []
+        for start in range(0, len(crops), self.batch_size):
+            batch = stack_crops(
+                list(crops[start : start + self.batch_size]), self.preprocessing.image_size
+            )
+            x = normalize_batch(batch, self.preprocessing).numpy()
+            (probs,) = self.session.run([ONNX_OUTPUTS[1]], {ONNX_INPUT: x})
+            out.append(probs.astype(np.float64))
+        return np.concatenate(out) if out else np.zeros((0, len(self.class_names)))
+
+
+def resolve_model_path(path: Path | str) -> Path:
+    """RUN_DIR -> RUN_DIR/checkpoints/best.pt; a file as given; CheckpointError if missing."""
+    path = Path(path)
+    if path.is_dir():
+        best = path / "checkpoints" / "best.pt"
+        if not best.is_file():
+            raise CheckpointError(
+                f"{path} is a folder without checkpoints/best.pt; pass a training run folder "
+                "(vcfnet train --out RUN_DIR), a .pt checkpoint or a .onnx file"
+            )
+        return best
+    if not path.is_file():
+        raise CheckpointError(
+            f"model {path} not found; pass RUN_DIR, a .pt checkpoint or a .onnx file"
+        )
+    return path
+
+
+def model_name(path: Path) -> str:
+    """RUN_DIR/checkpoints/best.pt -> 'RUN_DIR-best'; other files -> their stem."""
+    if path.parent.name == "checkpoints":
+        return f"{path.parent.parent.name}-{path.stem}"
+    return path.stem
+
+
+def load_model(
+    path: Path | str,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: int = 64,
+) -> Predictor:
+    """Load RUN_DIR (its checkpoints/best.pt), a ``.pt`` checkpoint or a ``.onnx`` file for ``predict``.
+
+    ``device``/``precision`` apply to checkpoints (``auto``: bf16 + channels_last on bf16 CPUs).
+    """
+    resolved = resolve_model_path(path)
+    if resolved.suffix.lower() == ".onnx":
+        return OnnxPredictor(resolved, batch_size=batch_size)
+    from vcfnet.model import load_checkpoint
+
+    checkpoint = load_checkpoint(resolved)
+    return TorchPredictor(
+        checkpoint,
+        name=model_name(resolved),
+        device=device,
+        precision=precision,
+        batch_size=batch_size,
+    )
+
+
+def label_from_folder(path: Path, class_names: Sequence[str]) -> str:
+    """The class of a crop in an ImageFolder layout (``Acute/x.png`` -> 'acute'), else ''."""
+    name = path.parent.name.lower()
+    return name if name in class_names else ""
+
+
+# --------------------------------------------------------------------------------------------------
+# export
+
+
+def export_onnx(checkpoint_path: Path | str, out: Path | str, *, opset: int = 18) -> Path:
+    """Export a checkpoint to a self-contained ONNX file (dynamic batch, vcfnet metadata_props).
+
+    Graph: input ``image`` float32 (N, C, S, S) normalised as in training; outputs ``logits`` and
+    ``probabilities`` (N, classes). Metadata: class names, preprocessing, weights hash, version.
+    """
+    import onnx
+    import torch
+
+    from vcfnet import __version__
+    from vcfnet.io.atomic import atomic_path
+    from vcfnet.model import load_checkpoint
+
+    checkpoint_path = resolve_model_path(checkpoint_path)
+    if checkpoint_path.suffix.lower() == ".onnx":
+        raise ConfigError(
+            f"{checkpoint_path} is already ONNX; export needs RUN_DIR or a .pt checkpoint"
+        )
+    ckpt = load_checkpoint(checkpoint_path)
+    pre = ckpt.preprocessing
+
+    class WithSoftmax(torch.nn.Module):
+        def __init__(self, net: torch.nn.Module):
+            super().__init__()
+            self.net = net
+
+        def forward(self, image: torch.Tensor):
+            logits = self.net(image)
+            return logits, torch.softmax(logits, dim=1)
+
+    wrapper = WithSoftmax(ckpt.model.float()).eval()
+    example = torch.zeros(2, pre.channels, pre.image_size, pre.image_size)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    quiet = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir", "torch.onnx")]
+    levels = [logger.level for logger in quiet]
+    try:
+        for logger in quiet:  # the exporter's optimiser logs every pass at INFO
+            logger.setLevel(logging.WARNING)
+        with torch.no_grad():
+            program = torch.onnx.export(
+                wrapper,
+                (example,),
+                dynamo=True,
+                opset_version=opset,
+                input_names=[ONNX_INPUT],
+                output_names=list(ONNX_OUTPUTS),
+                dynamic_shapes={"image": {0: batch}},
+                verbose=False,
+            )
+    except Exception as exc:  # exporter failures are many types
+        raise CheckpointError(f"ONNX export of {checkpoint_path} failed: {exc}") from exc
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
+    model_proto = program.model_proto
+    metadata = {
+        "vcfnet.format": ONNX_FORMAT,
+        "vcfnet.name": model_name(checkpoint_path),
+        "vcfnet.version": str(ckpt.meta.get("vcfnet_version", __version__)),
+        "vcfnet.exported_by": __version__,
+        "vcfnet.model_hash": ckpt.model_hash,
+        "vcfnet.class_names": json.dumps(list(ckpt.class_names)),
+        "vcfnet.preprocessing": json.dumps(pre.to_dict()),
+        "vcfnet.input": f"{ONNX_INPUT}: float32 (N, {pre.channels}, {pre.image_size}, "
+        f"{pre.image_size}), crop resized and normalised with mean/std",
+    }
+    for key, value in metadata.items():
+        entry = model_proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        onnx.save_model(model_proto, str(tmp))
+    return out
+
+
+@dataclass
+class ExportConfig:
+    """Options of ``vcfnet export``."""
+
+    model: Path | None = field(
+        default=None, metadata={"help": "RUN_DIR or .pt checkpoint", "metavar": "RUN_DIR"}
+    )
+    format: Literal["onnx"] = field(default="onnx", metadata={"help": "export format"})
+    out: Path | None = field(
+        default=None, metadata={"help": "output file, e.g. model.onnx", "metavar": "FILE"}
+    )
+    opset: int = field(default=18, metadata={"help": "ONNX opset (>= 17)"})
+    check: bool = field(
+        default=True, metadata={"help": "compare the export with PyTorch on random crops"}
+    )
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser, ExportConfig)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    cfg = resolve_config(ExportConfig, args)
+    if cfg.model is None or cfg.out is None:
+        raise ConfigError("export needs --model RUN_DIR and --out FILE.onnx")
+    if cfg.opset < 17:
+        raise ConfigError(f"--opset {cfg.opset} is too old; use 17 or newer")
+    out = export_onnx(cfg.model, cfg.out, opset=cfg.opset)
+    message = f"wrote {out}"
+    if cfg.check:
+        delta = onnx_parity(cfg.model, out, n=8)
+        message += f" (max |Δp| vs PyTorch fp32 on 8 random crops: {delta:.2e})"
+        if delta > 1e-3:
+            raise CheckpointError(
+                f"{out}: ONNX output differs from PyTorch by {delta:.2e} (> 1e-3)"
+            )
+    print(message)
+    return 0
+
+
+def onnx_parity(
+    model_path: Path | str, onnx_path: Path | str, *, n: int = 32, seed: int = 0
+) -> float:
+    """max |Δp| between the ONNX file and the PyTorch checkpoint in fp32 on ``n`` random crops."""
+    rng = np.random.default_rng(seed)
+    torch_model = load_model(model_path, device="cpu", precision="fp32")
+    onnx_model = load_model(onnx_path)
+    size = torch_model.preprocessing.cache_size
+    crops = [rng.integers(0, 256, (size, int(size * 0.8)), dtype=np.uint8) for _ in range(n)]
+    return float(np.abs(torch_model.predict_crops(crops) - onnx_model.predict_crops(crops)).max())
+
+
+# --------------------------------------------------------------------------------------------------
+# vcfnet predict
+
+
+@dataclass
+class PredictConfig:
+    """Options of ``vcfnet predict`` (inputs, --box and --xml are plain arguments)."""
+
+    model: Path | None = field(
+        default=None,
+        metadata={"help": "RUN_DIR, .pt checkpoint or .onnx file", "metavar": "RUN_DIR"},
+    )
+    crops: bool = field(
+        default=False, metadata={"help": "inputs are pre-cut crops (files or folders, recursive)"}
+    )
+    heatmap: Path | None = field(
+        default=None, metadata={"help": "write Grad-CAM PNGs to this folder", "metavar": "DIR"}
+    )
+    format: Literal["json", "csv"] = field(default="json", metadata={"help": "output format"})
+    out: Path | None = field(
+        default=None,
+        metadata={"help": "write results to this file instead of stdout", "metavar": "FILE"},
+    )
+    batch_size: int = field(default=64, metadata={"help": "crops per forward pass"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
+        default="auto", metadata={"help": "numeric precision (PyTorch models)"}
+    )
+    site: str = field(default="", metadata={"help": "site name written to the CSV"})
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        type=Path,
+        metavar="IMAGE",
+        help="radiographs (DICOM/PNG/JPEG), or crops/folders with --crops",
+    )
+    parser.add_argument(
+        "--box",
+        action="append",
+        default=[],
+        metavar="x1,y1,x2,y2",
+        help="a vertebra's box in pixels (repeat for several; applies to every image)",
+    )
+    parser.add_argument(
+        "--xml",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="VOC_FILE",
+        help="LabelImg XML with the boxes (matched to images by file name; "
+        "default: IMAGE.xml beside the image)",
+    )
+    add_config_arguments(parser, PredictConfig)
+
+
+def parse_box(text: str) -> Box:
+    """'x1,y1,x2,y2' -> floats; InputError otherwise."""
+    try:
+        values = tuple(float(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise InputError(f"--box {text!r}: expected four numbers x1,y1,x2,y2 (pixels)")
+    return values  # type: ignore[return-value]
+
+
+def find_crop_files(inputs: Sequence[Path]) -> list[Path]:
+    """Crop image files from files and folders (recursive, sorted)."""
+    from vcfnet.io.images import find_images
+
+    files: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            files.extend(find_images(item))
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise InputError(f"{item}: no such file or folder")
+    if not files:
+        raise InputError(f"no crop images found in {', '.join(map(str, inputs))}")
+    return files
+
+
+@dataclass(frozen=True)
+class BoxedImage:
+    """A radiograph to predict with its boxes and, when the XML names them, labels and levels."""
+
+    path: Path
+    boxes: tuple[Box, ...]
+    labels: tuple[str, ...] = ()
+    levels: tuple[str, ...] = ()
+
+
+def boxes_from_xml(xml: Path, class_names: Sequence[str]) -> tuple[list[Box], list[str], list[str]]:
+    """Boxes, labels and levels of a LabelImg file; InputError if a class is not the model's."""
+    from vcfnet.io.voc import read_voc
+    from vcfnet.labels import parse_object_name
+
+    ann = read_voc(xml)
+    boxes, labels, levels = [], [], []
+    for obj in ann.objects:
+        parsed = parse_object_name(obj.name)
+        if parsed.label not in class_names:
+            raise InputError(
+                f"{xml}: object {obj.index} is {obj.name!r} but the model's classes are "
+                f"{', '.join(class_names)}; fix the XML or use a model trained on these classes"
+            )
+        boxes.append(obj.box)
+        labels.append(parsed.label)
+        levels.append(parsed.level)
+    return boxes, labels, levels
+
+
+def plan_images(
+    inputs: Sequence[Path],
+    box_texts: Sequence[str],
+    xmls: Sequence[Path],
+    class_names: Sequence[str],
+) -> list[BoxedImage]:
+    """Pair every radiograph with its boxes (--box, a matching --xml, or IMAGE.xml beside it)."""
+    if box_texts and xmls:
+        raise ConfigError("give boxes either with --box or with --xml, not both")
+    boxes = tuple(parse_box(t) for t in box_texts)
+    by_stem: dict[str, Path] = {}
+    if xmls:
+        from vcfnet.io.voc import read_voc
+
+        for xml in xmls:
+            by_stem[read_voc(xml).image_stem] = xml
+    plans = []
+    for path in inputs:
+        if not path.is_file():
+            raise InputError(f"{path}: image not found")
+        if boxes:
+            plans.append(BoxedImage(path, boxes))
+            continue
+        if len(xmls) == 1 and len(inputs) == 1:
+            xml = xmls[0]
+        else:
+            xml = by_stem.get(path.stem) or (path.with_suffix(".xml") if not xmls else None)
+        if xml is None or not xml.is_file():
+            raise InputError(
+                f"{path}: no boxes; pass --box x1,y1,x2,y2, --xml FILE (LabelImg), put "
+                f"{path.with_suffix('.xml').name} beside it, or use --crops for pre-cut crops"
+            )
+        xboxes, labels, levels = boxes_from_xml(xml, class_names)
+        plans.append(BoxedImage(path, tuple(xboxes), tuple(labels), tuple(levels)))
+    return plans
+
+
+def iter_image_predictions(
+    predictor: Predictor, plans: Sequence[BoxedImage], heatmap_dir: Path | None
+) -> Iterator[ImagePrediction]:
+    """Predict each planned radiograph, writing Grad-CAM PNGs when ``heatmap_dir`` is set."""
+    from tqdm import tqdm
+
+    for plan in tqdm(plans, desc="predict", unit="image", disable=None if len(plans) > 1 else True):
+        if heatmap_dir is None:
+            yield predictor.predict(plan.path, plan.boxes, labels=plan.labels, levels=plan.levels)
+            continue
+        from vcfnet.explain import explain_image
+
+        yield explain_image(
+            predictor, plan.path, plan.boxes, heatmap_dir, labels=plan.labels, levels=plan.levels
+        )
+
+
+def prediction_rows(
+    results: Sequence[ImagePrediction], class_names: Sequence[str], site: str = ""
+) -> list[dict[str, Any]]:
+    """Rows in the ``predictions.csv`` layout of ``vcfnet evaluate`` (+ source and box columns)."""
+    rows = []
+    for result in results:
+        stem = Path(result.source).stem
+        for i, box in enumerate(result.boxes):
+            is_crop = box.box is None
+            row = {
+                "case_id": stem if is_crop else f"{stem}-{i}",
+                "patient_id": result.patient_id or stem,
+                "site": site,
+                "label": box.label,
+                "pred": box.predicted,
+                **{f"p_{c}": box.probabilities[c] for c in class_names},
+                "level": box.level,
+                "crop_path": result.source if is_crop else "",
+                "source": result.source,
+            }
+            for key, value in zip(
+                ("box_xmin", "box_ymin", "box_xmax", "box_ymax"), box.box or ("",) * 4, strict=True
+            ):
+                row[key] = value
+            rows.append(row)
+    return rows
+
+
+def format_results(
+    results: Sequence[ImagePrediction], fmt: str, class_names: Sequence[str], site: str = ""
+) -> str:
+    """JSON (a list with one object per image) or CSV text."""
+    if fmt == "json":
+        return json.dumps([r.to_dict() for r in results], indent=2) + "\n"
+    rows = prediction_rows(results, class_names, site)
+    buffer = io.StringIO()
+    fieldnames = list(rows[0]) if rows else ["case_id"]
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    cfg = resolve_config(PredictConfig, args)
+    if cfg.model is None:
+        raise ConfigError("predict needs --model RUN_DIR (or a .pt / .onnx file)")
+    if cfg.batch_size < 1:
+        raise ConfigError("--batch-size must be at least 1")
+    predictor = load_model(
+        cfg.model, device=cfg.device, precision=cfg.precision, batch_size=cfg.batch_size
+    )
+    if cfg.heatmap is not None and not isinstance(predictor, TorchPredictor):
+        raise ConfigError("--heatmap needs gradients: pass RUN_DIR or a .pt checkpoint, not .onnx")
+    if cfg.crops:
+        if args.box or args.xml:
+            raise ConfigError("--crops takes pre-cut crops; --box and --xml are for radiographs")
+        files = find_crop_files(args.inputs)
+        if cfg.heatmap is not None:
+            from vcfnet.explain import explain_crop_files
+
+            results = explain_crop_files(predictor, files, cfg.heatmap)
+        else:
+            results = predictor.predict_crop_files(files)
+    else:
+        plans = plan_images(args.inputs, args.box, args.xml, predictor.class_names)
+        results = list(iter_image_predictions(predictor, plans, cfg.heatmap))
+    text = format_results(results, cfg.format, predictor.class_names, cfg.site)
+    if cfg.out is not None:
+        from vcfnet.io.atomic import atomic_write_text
+
+        atomic_write_text(cfg.out, text)
+        log.info("wrote %d predictions to %s", sum(len(r.boxes) for r in results), cfg.out)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# vcfnet bench predict
+
+
+def add_bench_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, default=256, help="crops (default 256)")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    parser.add_argument(
+        "--latency-n", type=int, default=30, help="single-crop calls timed per path"
+    )
