@@ -1,0 +1,1 @@
+"""Report building blocks: figures (PNG + SVG) and a self-contained HTML / Markdown report."""
