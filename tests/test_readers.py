@@ -194,6 +194,19 @@ def test_rating_and_categorical_reads(tmp_path):
     assert not res.simulated and "SIMULATED" not in (tmp_path / "cat" / "report.md").read_text()
 
 
+def test_manifest_as_truth_uses_evaluate_case_ids():
+    manifest = pd.DataFrame(
+        {
+            "crop_path": ["crops/a1.png", "crops/b2.png"],
+            "site": "dev",
+            "label": ["acute", "Chronic"],
+        }
+    )
+    truth = load_truth(manifest)
+    assert truth.case_ids.tolist() == ["dev/a1", "dev/b2"]
+    assert truth.y.tolist() == [0, 1] and truth.model_pred is None
+
+
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [

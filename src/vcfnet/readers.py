@@ -172,7 +172,13 @@ class Truth:
 
 
 def load_truth(df: pd.DataFrame) -> Truth:
-    """Validate a predictions.csv / manifest table: ``case_id, label`` (+ ``pred``, ``p_*``)."""
+    """Validate a predictions.csv / manifest table: ``case_id, label`` (+ ``pred``, ``p_*``).
+
+    A manifest without ``case_id`` gets evaluate's case ids, ``<site>/<crop file stem>``.
+    """
+    if "case_id" not in df.columns and {"site", "crop_path"} <= set(df.columns):
+        stems = df["crop_path"].astype(str).map(lambda p: Path(p).stem)
+        df = df.assign(case_id=df["site"].astype(str) + "/" + stems)
     missing = [c for c in ("case_id", "label") if c not in df.columns]
     if missing:
         raise InputError(
@@ -591,20 +597,10 @@ def build_report(result: ReaderStudyResult, figure_paths: list[Path]):
     report = Report("Reader study: Table 3, Figure 6 and MRMC")
     if result.simulated:
         report.paragraph(SIMULATED_NOTE)
-    cols = [
-        "reader",
-        "mode",
-        "class",
-        "auc",
-        "accuracy",
-        "sensitivity",
-        "specificity",
-        "precision",
-        "f1",
-        "ppv",
-        "npv",
-        "top1_accuracy",
-    ]
+    from vcfnet.stats.classification import TABLE_COLUMNS
+
+    hidden = ("n", "auc_ci_low", "auc_ci_high", "macro_auc")
+    cols = ["reader", "mode", *(c for c in TABLE_COLUMNS if c not in hidden)]
     report.heading("Table 3: model and readers")
     report.paragraph(
         "Overall rows follow the paper's conventions (accuracy = mean one-vs-rest accuracy; "
