@@ -21,7 +21,7 @@ from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing
 
 from vcfnet.data.transforms import to_gray_uint8
 from vcfnet.errors import InputError
-from vcfnet.io.images import PatientInfo, Radiograph, scale_to_uint8
+from vcfnet.io.images import PatientInfo, Radiograph, RadiographInfo, scale_to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +29,30 @@ _AGE_RE = re.compile(r"^\s*(\d{1,3})\s*([DWMY]?)\s*$", re.IGNORECASE)
 _AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0, "": 1.0}
 
 
-def read_dicom(path: Path | str) -> Radiograph:
-    """Decode a DICOM file into a display-ready Radiograph; InputError if corrupt or without pixels."""
-    path = Path(path)
+def _dcmread(path: Path, **kwargs) -> Dataset:
     try:
-        ds = pydicom.dcmread(path, force=True)
+        return pydicom.dcmread(path, force=True, **kwargs)
     except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
         raise InputError(
             f"{path}: not a readable DICOM file ({exc}); re-export it from PACS"
         ) from exc
+
+
+def read_dicom_info(path: Path | str) -> RadiographInfo:
+    """Shape, spacing and patient from the DICOM header (pixel data not read)."""
+    path = Path(path)
+    ds = _dcmread(path, stop_before_pixels=True)
+    try:
+        shape = (int(ds.Rows), int(ds.Columns))
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: DICOM header lacks Rows/Columns; re-export the image") from exc
+    return RadiographInfo(path, shape, pixel_spacing_mm(ds), patient_info(ds))
+
+
+def read_dicom(path: Path | str) -> Radiograph:
+    """Decode a DICOM file into a display-ready Radiograph; InputError if corrupt or without pixels."""
+    path = Path(path)
+    ds = _dcmread(path)
     if "PixelData" not in ds:
         raise InputError(
             f"{path}: DICOM file has no pixel data (truncated, or not an image such as a report); "

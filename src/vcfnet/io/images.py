@@ -20,6 +20,8 @@ from vcfnet.errors import InputError
 
 log = logging.getLogger(__name__)
 
+_EXIF_ORIENTATION = 0x0112
+
 #: Extensions read as DICOM (besides files with no extension).
 DICOM_SUFFIXES: frozenset[str] = frozenset({".dcm", ".dicom", ".dic", ".ima"})
 #: Extensions read with Pillow.
@@ -49,6 +51,20 @@ class Radiograph:
     @property
     def shape(self) -> tuple[int, int]:
         return self.pixels.shape[0], self.pixels.shape[1]
+
+    @property
+    def info(self) -> RadiographInfo:
+        return RadiographInfo(self.source, self.shape, self.pixel_spacing_mm, self.patient)
+
+
+@dataclass(frozen=True)
+class RadiographInfo:
+    """What a radiograph's header says, without decoding pixels: shape (H, W), spacing, patient."""
+
+    source: Path
+    shape: tuple[int, int]
+    pixel_spacing_mm: float | None = None
+    patient: PatientInfo = field(default_factory=PatientInfo)
 
 
 def has_dicom_magic(path: Path | str) -> bool:
@@ -120,6 +136,23 @@ def read_radiograph(path: Path | str) -> Radiograph:
             raise
         # an unknown extension that Pillow cannot read: last chance, DICOM without preamble
         return read_dicom(path)
+
+
+def read_radiograph_info(path: Path | str) -> RadiographInfo:
+    """Shape, spacing and patient of a radiograph from its header only (fast; no pixel decoding)."""
+    path = Path(path)
+    from vcfnet.io.dicom import read_dicom_info
+
+    if is_dicom_path(path):
+        return read_dicom_info(path)
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            if img.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # rotated by 90 degrees
+                width, height = height, width
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return read_radiograph(path).info
+    return RadiographInfo(source=path, shape=(height, width))
 
 
 def find_images(folder: Path | str) -> list[Path]:
