@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from vcfnet.config import add_config_arguments, config_to_dict, resolve_config
+from vcfnet.config import add_config_arguments, resolve_config
 from vcfnet.errors import ConfigError, InputError
 from vcfnet.io.atomic import atomic_path, atomic_write_text
 from vcfnet.labels import CLASS_NAMES
@@ -780,30 +780,43 @@ def add_synth_readers_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, SynthReadersConfig)
 
 
-def run_synth_readers(args: argparse.Namespace) -> int:
-    cfg = resolve_config(SynthReadersConfig, args)
-    if cfg.truth is None or cfg.out is None:
-        raise ConfigError("give --truth PREDICTIONS_CSV and --out READS_CSV")
-    reads = synth_reads_frame(read_table(cfg.truth, "truth"), seed=cfg.seed, fraction=cfg.fraction)
-    with atomic_path(cfg.out) as tmp:
+def write_simulated_reads(
+    truth_df: pd.DataFrame, out_csv: Path | str, *, seed: int = 0, fraction: float = 1.0
+) -> pd.DataFrame:
+    """Simulate reads (see :func:`synth_reads_frame`), write ``out_csv`` and, beside it, the
+    ``simulated: true`` JSON note (``reads.csv`` -> ``reads.json``); returns the reads."""
+    reads = synth_reads_frame(truth_df, seed=seed, fraction=fraction)
+    with atomic_path(out_csv) as tmp:
         reads.to_csv(tmp, index=False)
     note = {
         "simulated": True,
         "note": SIMULATED_NOTE,
-        "config": config_to_dict(cfg),
+        "seed": seed,
+        "fraction": fraction,
         "profiles": [
             {
                 "reader": f"sim_{p.level}",
                 "level": p.level,
                 "unaided_recall": list(p.recall),
                 "model_weight": p.model_weight,
+                "call_bias": list(p.call_bias),
             }
             for p in READER_PROFILES
         ],
         "n_cases": int(reads["case_id"].nunique()),
     }
-    atomic_write_text(simulated_note_path(cfg.out), json.dumps(note, indent=2) + "\n")
-    log.info("wrote %d simulated reads of %d cases to %s", len(reads), note["n_cases"], cfg.out)
+    atomic_write_text(simulated_note_path(out_csv), json.dumps(note, indent=2) + "\n")
+    log.info("wrote %d simulated reads of %d cases to %s", len(reads), note["n_cases"], out_csv)
+    return reads
+
+
+def run_synth_readers(args: argparse.Namespace) -> int:
+    cfg = resolve_config(SynthReadersConfig, args)
+    if cfg.truth is None or cfg.out is None:
+        raise ConfigError("give --truth PREDICTIONS_CSV and --out READS_CSV")
+    write_simulated_reads(
+        read_table(cfg.truth, "truth"), cfg.out, seed=cfg.seed, fraction=cfg.fraction
+    )
     return 0
 
 
