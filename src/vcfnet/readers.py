@@ -670,6 +670,8 @@ def run_reader_study(
     ``truth_df``: predictions.csv-like table (case_id, label, [pred, p_*]); ``reads_df``: reads.
     ``simulated`` stamps every output as simulated.
     """
+    if not 0 < level < 1:
+        raise ConfigError(f"level must be between 0 and 1 (e.g. 0.95), got {level}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     truth = load_truth(truth_df)
@@ -723,7 +725,8 @@ class SynthReadersConfig:
 @dataclass
 class ReadersConfig:
     truth: Path | None = field(
-        default=None, metadata={"help": "predictions.csv (or manifest) with case_id, label"}
+        default=None,
+        metadata={"help": "predictions.csv (or manifest) with case_id, label (required)"},
     )
     reads: Path | None = field(default=None, metadata={"help": "reads CSV (required)"})
     out: Path | None = field(default=None, metadata={"help": "output folder (required)"})
