@@ -157,7 +157,8 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable vcfnet checkpoint: {exc}") from exc
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # one line for the CLI
+        raise CheckpointError(f"{path} is not a readable vcfnet checkpoint: {reason}") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path} is not a vcfnet checkpoint (train one with 'vcfnet train'; plain "
