@@ -191,7 +191,13 @@ def test_label_map(tmp_path):
     images, xml = tmp_path / "images", tmp_path / "xml"
     images.mkdir()
     Image.fromarray((radiograph_values() // 12).astype(np.uint8)).save(images / "a.png")
-    write_voc(xml / "a.xml", "a.png", W, H, [("Fresh-L2", BOX_A), ("Old", BOX_B)])
+    write_voc(
+        xml / "a.xml",
+        "a.png",
+        W,
+        H,
+        [("Fresh-L2", BOX_A), ("Old", BOX_B), ("Normal-L3", (10, 10, 30, 30))],
+    )
     label_map = tmp_path / "labels.yaml"
     label_map.write_text("fresh: acute\nOld: chronic\n")
     cfg = PrepareConfig(

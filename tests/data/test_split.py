@@ -24,7 +24,14 @@ def test_split_fractions_per_class():
     for label, group in joined.groupby("label"):
         share = group["split"].value_counts(normalize=True)
         assert share["test"] == pytest.approx(0.2, abs=1 / len(group)), label
-        assert share["val"] == pytest.approx(0.1, abs=1 / len(group)), label
+        assert share["val"] == pytest.approx(0.1, abs=2 / len(group)), label
+    assert split.value_counts().to_dict() == {"train": 280, "test": 80, "val": 40}
+
+
+def test_small_strata_still_reach_test():
+    patients = pd.DataFrame({"patient_id": list("abcdefghij"), "label": list("abcdefghij")})
+    split = split_patients(patients, 0.2, 0.1, seed=0)
+    assert split.value_counts().to_dict() == {"train": 7, "test": 2, "val": 1}
 
 
 def test_split_is_seeded():

@@ -342,7 +342,7 @@ def collect_box_jobs(
     pairs, problems, unannotated = _match_annotations(images_dir, ann_dir)
     if unannotated:
         log.info("%d image(s) have no annotation file and are left out", unannotated)
-    jobs = []
+    jobs, normal = [], 0
     for ann, image in pairs:
         xml = ann.path
         if not ann.objects:
@@ -354,9 +354,12 @@ def collect_box_jobs(
         crops = []
         for obj in ann.objects:
             try:
-                parsed = parse_object_name(obj.name, label_map)
+                parsed = parse_object_name(obj.name, label_map, allow_normal=True)
             except InputError as exc:
                 problems.append(Problem(str(xml), obj.index, str(exc)))
+                continue
+            if parsed.label == "normal":
+                normal += 1
                 continue
             detail = f"{obj.index}|{obj.box}|{cfg.margin}|{cfg.cache_size}"
             crops.append(
@@ -371,6 +374,8 @@ def collect_box_jobs(
             )
         if crops:
             jobs.append(ImageJob(image, image_key, site, tuple(crops)))
+    if normal:
+        log.info("%d box(es) of normal vertebrae left out (the classes are fracture types)", normal)
     return jobs, problems
 
 
@@ -437,7 +442,7 @@ def collect_imagefolder_jobs(
 
 def _save_png(pixels: np.ndarray, path: Path) -> None:
     with atomic_path(path) as tmp:
-        Image.fromarray(pixels).save(tmp, format="PNG")
+        Image.fromarray(pixels).save(tmp, format="PNG", compress_level=1)  # fast; crops are small
 
 
 def process_image(job: ImageJob, dataset_dir: Path, pre: Preprocessing) -> ImageOutcome:
@@ -740,8 +745,8 @@ def add_bench_prepare_arguments(parser: argparse.ArgumentParser) -> None:
 
 def write_bench_inputs(
     root: Path, n_images: int, height: int, width: int, boxes: int, seed: int = 0
-) -> tuple[Path, Path]:
-    """Synthetic 8-bit PNG radiographs (smooth background + noise) and LabelImg XML boxes."""
+) -> tuple[Path, Path, Path]:
+    """Synthetic 8-bit PNG radiographs (smooth background + noise), LabelImg XML and patients CSV."""
     from vcfnet.io.voc import write_voc
 
     rng = np.random.default_rng(seed)
@@ -764,7 +769,11 @@ def write_bench_inputs(
                 )
             )
         write_voc(xml / f"rad{i:04d}.xml", name, width, height, objs)
-    return images, xml
+    patients = root / "patients.csv"
+    patients.write_text(
+        "image,patient_id\n" + "".join(f"rad{i:04d}.png,P{i // 2}\n" for i in range(n_images))
+    )
+    return images, xml, patients
 
 
 def bench_prepare(args: argparse.Namespace) -> dict:
@@ -773,12 +782,13 @@ def bench_prepare(args: argparse.Namespace) -> dict:
     n = args.n_images
     with tempfile.TemporaryDirectory(prefix="vcfnet-bench-prepare-") as tmp:
         root = Path(tmp)
-        images, xml = write_bench_inputs(root, n, args.height, args.width, args.boxes)
+        images, xml, patients = write_bench_inputs(root, n, args.height, args.width, args.boxes)
         rates = {}
         for label, w in (("serial", 1), ("parallel", workers)):
             cfg = PrepareConfig(
                 images=images,
                 annotations=xml,
+                patients=patients,
                 out=root / f"out-{label}",
                 workers=w,
                 id_key="bench-key-not-secret",

@@ -39,15 +39,23 @@ def parse_split(value: str | float | None) -> float | None:
     return train
 
 
+def _systematic_pick(n: int, fraction: float, offset: float) -> np.ndarray:
+    """Boolean mask picking ``fraction`` of ``n`` ordered items evenly (systematic sampling)."""
+    k = np.arange(n + 1) * fraction + offset
+    return np.diff(np.floor(k)) > 0
+
+
 def split_patients(
     patients: pd.DataFrame, test_fraction: float, val_fraction: float, seed: int = 0
 ) -> pd.Series:
     """Assign each patient to train, val or test; returns a Series indexed by ``patient_id``.
 
-    ``patients`` has columns ``patient_id`` (unique) and ``label`` (the stratum). Within each
-    stratum, patients are shuffled with ``seed`` and the first ``round(n * test_fraction)`` go to
-    test, the next ``round(n * val_fraction)`` to val, the rest to train (both fractions are of all
-    patients). A patient therefore never appears in two splits.
+    ``patients`` has columns ``patient_id`` (unique) and ``label`` (the stratum). Patients are
+    ordered stratum by stratum (shuffled with ``seed`` within each) and picked by systematic
+    sampling with a seeded random start: test gets ``test_fraction`` of all patients and every
+    stratum its share to within one patient (small strata included, since the remainder carries
+    over from one stratum to the next); val takes ``val_fraction`` of all patients the same way from
+    the rest. A patient therefore never appears in two splits.
     """
     if patients["patient_id"].duplicated().any():
         raise ValueError("split_patients needs one row per patient_id")
@@ -58,17 +66,19 @@ def split_patients(
             f"test fraction {test_fraction} + val fraction {val_fraction} must lie in [0, 1]"
         )
     rng = np.random.default_rng(seed)
-    out = pd.Series(
-        "train", index=pd.Index(patients["patient_id"], name="patient_id"), name="split"
-    )
+    ordered = []
     for label in sorted(patients["label"].unique()):
         ids = np.sort(patients.loc[patients["label"] == label, "patient_id"].to_numpy())
-        ids = ids[rng.permutation(len(ids))]
-        n_test = round(len(ids) * test_fraction)
-        n_val = min(round(len(ids) * val_fraction), len(ids) - n_test)
-        out[ids[:n_test]] = "test"
-        out[ids[n_test : n_test + n_val]] = "val"
-    return out
+        ordered.append(ids[rng.permutation(len(ids))])
+    ids = np.concatenate(ordered) if ordered else np.array([], dtype=object)
+    split = np.full(len(ids), "train", dtype=object)
+    is_test = _systematic_pick(len(ids), test_fraction, rng.random())
+    split[is_test] = "test"
+    rest = np.flatnonzero(~is_test)
+    val_of_rest = val_fraction / (1 - test_fraction) if test_fraction < 1 else 0.0
+    split[rest[_systematic_pick(len(rest), val_of_rest, rng.random())]] = "val"
+    out = pd.Series(split, index=pd.Index(ids, name="patient_id"), name="split")
+    return out.reindex(patients["patient_id"])
 
 
 def check_disjoint(manifest: pd.DataFrame) -> None:

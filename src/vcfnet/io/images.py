@@ -125,25 +125,24 @@ def read_radiograph(path: Path | str) -> Radiograph:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found; check the --images folder")
-    from vcfnet.io.dicom import read_dicom
+    if not is_dicom_path(path):
+        try:
+            return read_raster(path)
+        except InputError:
+            if path.suffix.lower() in RASTER_SUFFIXES:
+                raise
+            # an unknown extension that Pillow cannot read: last chance, DICOM without preamble
+    from vcfnet.io.dicom import read_dicom  # imported on first use: pydicom takes ~0.3 s to load
 
-    if is_dicom_path(path):
-        return read_dicom(path)
-    try:
-        return read_raster(path)
-    except InputError:
-        if path.suffix.lower() in RASTER_SUFFIXES:
-            raise
-        # an unknown extension that Pillow cannot read: last chance, DICOM without preamble
-        return read_dicom(path)
+    return read_dicom(path)
 
 
 def read_radiograph_info(path: Path | str) -> RadiographInfo:
     """Shape, spacing and patient of a radiograph from its header only (fast; no pixel decoding)."""
     path = Path(path)
-    from vcfnet.io.dicom import read_dicom_info
-
     if is_dicom_path(path):
+        from vcfnet.io.dicom import read_dicom_info
+
         return read_dicom_info(path)
     try:
         with Image.open(path) as img:
