@@ -154,3 +154,48 @@ def test_bench_train_runs_at_tiny_size():
 def test_config_rejects_bad_values(dataset, tmp_path):
     with pytest.raises(ValueError):
         dataclasses.replace(tiny_config(dataset, tmp_path), batch_size=1)
+
+
+def _cli(*args: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "vcfnet", "train", *args]
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_uninterrupted_run(cli_run, dataset, tmp_path):
+    import subprocess
+    import time
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_cli("--data", str(dataset), "--out", str(out), *TINY))
+    deadline = time.monotonic() + 120
+    while (
+        not (out / "checkpoints" / "last.pt").is_file()
+        and proc.poll() is None
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL mid-run: no cleanup
+    proc.wait()
+    assert (
+        subprocess.run(
+            _cli("--data", str(dataset), "--out", str(out), *TINY, "--resume")
+        ).returncode
+        == 0
+    )
+    expected = load_checkpoint(cli_run / "checkpoints" / "last.pt").model_hash
+    assert load_checkpoint(out / "checkpoints" / "last.pt").model_hash == expected
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(dataset, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "torchrun"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "vcfnet", "train",
+           "--data", str(dataset), "--out", str(out), *TINY]  # fmt: skip
+    assert subprocess.run(cmd).returncode == 0
+    assert "all 2 ranks hold identical weights" in (out / "train.log").read_text()
+    assert load_checkpoint(out / "checkpoints" / "best.pt").extra["epoch"] >= 1

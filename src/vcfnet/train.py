@@ -508,6 +508,18 @@ def _run(cfg: TrainConfig) -> None:
             tdist.destroy_process_group()
 
 
+def _average_buffers(model: nn.Module, dist: _Dist) -> None:
+    """Average batch-norm running statistics over ranks (each rank saw its own shard)."""
+    if not dist.enabled:
+        return
+    import torch.distributed as tdist
+
+    for buf in model.buffers():
+        if buf.is_floating_point():
+            tdist.all_reduce(buf, op=tdist.ReduceOp.SUM)
+            buf.div_(dist.world_size)
+
+
 def _check_ranks_agree(model: nn.Module, dist: _Dist) -> None:
     """DDP keeps replicas identical; verify it with the weights' content hash on every rank."""
     import torch.distributed as tdist
@@ -609,6 +621,7 @@ def _train_loop(cfg: TrainConfig, device: torch.device, dist: _Dist, state: dict
             desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress,
         )  # fmt: skip
         scheduler.step()
+        _average_buffers(core, dist)
         val = evaluate(
             core,
             val_data,
