@@ -116,6 +116,16 @@ def caption_text(class_name: str, probability: float, level: str = "") -> str:
     return f"{prefix}{class_name} {probability:.2f}"
 
 
+def cam_region(cam: np.ndarray, box: Box, margin: float, shape: tuple[int, int]):
+    """(slices (rows, cols), cam resized to that region) of a crop's map on the radiograph (H, W).
+
+    The model saw the box grown by ``margin`` (``expand_box``) and squashed to a square, so the
+    map is stretched back onto that region.
+    """
+    x1, y1, x2, y2 = expand_box(box, margin, shape)
+    return (slice(y1, y2), slice(x1, x2)), resize_cam(cam, y2 - y1, x2 - x1)
+
+
 def heatmap_on_radiograph(
     pixels: np.ndarray,
     boxes: Sequence[Box],
@@ -125,15 +135,12 @@ def heatmap_on_radiograph(
     *,
     alpha: float = 0.45,
 ) -> np.ndarray:
-    """RGB uint8 (H, W, 3): each box's Grad-CAM blended into the region its crop was cut from.
-
-    The model saw the box grown by ``margin`` (``expand_box``) and squashed to a square, so the map
-    is stretched back onto that region; the box is outlined and captioned.
-    """
+    """RGB uint8 (H, W, 3): each box's Grad-CAM blended into the region its crop was cut from,
+    the box outlined and captioned."""
     out = np.repeat(pixels[..., None], 3, axis=2).copy()
     for box, cam in zip(boxes, cams, strict=True):
-        x1, y1, x2, y2 = expand_box(box, margin, pixels.shape)
-        out[y1:y2, x1:x2] = overlay_heatmap(pixels[y1:y2, x1:x2], cam, alpha=alpha)
+        region, resized = cam_region(cam, box, margin, pixels.shape)
+        out[region] = overlay_heatmap(pixels[region], resized, alpha=alpha)
     canvas = Image.fromarray(out)
     draw = ImageDraw.Draw(canvas)
     size = max(12, min(40, pixels.shape[1] // 40))

@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -766,3 +767,111 @@ def add_bench_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--latency-n", type=int, default=30, help="single-crop calls timed per path"
     )
+    parser.add_argument(
+        "--image-size", type=int, default=224, help="model input size (default 224)"
+    )
+
+
+def _bench_crops(folder: Path, n: int, seed: int = 0) -> list[Path]:
+    """``n`` RGBA PNG crops of varying size (like the authors' ROI crops, ~330x260) in ``folder``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        h, w = int(rng.integers(240, 410)), int(rng.integers(330, 540))
+        gray = np.clip(rng.normal(110, 30, (h, w)) + np.linspace(0, 60, w)[None, :], 0, 255)
+        rgba = np.dstack([gray, gray, gray, np.full_like(gray, 255)]).astype(np.uint8)
+        paths.append(folder / f"{i:04d}.png")
+        Image.fromarray(rgba, mode="RGBA").save(paths[-1])
+    return paths
+
+
+def _reference_predict(model, transform, files: Sequence[Path]) -> np.ndarray:
+    """The authors' notebook path: PIL open + torchvision Resize/ToTensor/Normalize per image, fp32."""
+    import torch
+    from PIL import Image
+
+    with torch.inference_mode():
+        x = torch.stack([transform(Image.open(f).convert("RGB")) for f in files])
+        return torch.softmax(model(x), dim=1).numpy()
+
+
+def _throughput_and_latency(
+    predict_files, files: Sequence[Path], batch_size: int, latency_n: int
+) -> dict[str, float]:
+    """images/s over ``files`` in batches, and single-crop latency p50/p95 (ms) on the first files."""
+    predict_files(files[:batch_size])  # warm-up (allocators, oneDNN kernels)
+    start = time.perf_counter()
+    for i in range(0, len(files), batch_size):
+        predict_files(files[i : i + batch_size])
+    batch_img_s = len(files) / (time.perf_counter() - start)
+    latencies = []
+    for f in files[:latency_n]:
+        start = time.perf_counter()
+        predict_files([f])
+        latencies.append(time.perf_counter() - start)
+    ms = np.asarray(latencies) * 1000
+    return {
+        "img_s": batch_img_s,
+        "b1_img_s": 1000.0 / float(ms.mean()),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+    }
+
+
+def bench_predict(args: argparse.Namespace) -> dict:
+    """Reference (authors' notebook: fp32 eager, PIL + torchvision per image) vs vcfnet (bf16 +
+    channels_last via ``vcfnet.device``; onnxruntime) on the same crops read from PNG files:
+    images/s in batches, batch-1 images/s, single-crop latency p50/p95, model load time."""
+    import tempfile
+
+    import torch
+    from torchvision import transforms
+
+    from vcfnet.model import build_model, load_checkpoint, save_checkpoint
+
+    n, batch_size = int(args.n), int(args.batch_size)
+    latency_n = min(int(args.latency_n), n)
+    pre = Preprocessing(image_size=int(getattr(args, "image_size", 224)))
+    results: dict[str, Any] = {
+        "n_crops": n,
+        "batch_size": batch_size,
+        "threads": torch.get_num_threads(),
+    }
+    with tempfile.TemporaryDirectory(prefix="vcfnet-bench-predict-") as tmp:
+        tmp_path = Path(tmp)
+        files = _bench_crops(tmp_path, n)
+        torch.manual_seed(0)
+        save_checkpoint(tmp_path / "model.pt", build_model(), preprocessing=pre, config={})
+        export_onnx(tmp_path / "model.pt", tmp_path / "model.onnx")
+
+        reference = load_checkpoint(tmp_path / "model.pt").model.eval()
+        transform = transforms.Compose(
+            [
+                transforms.Resize((pre.image_size, pre.image_size)),
+                transforms.ToTensor(),
+                transforms.Normalize(pre.mean, pre.std),
+            ]
+        )
+        ref = _throughput_and_latency(
+            lambda fs: _reference_predict(reference, transform, fs), files, batch_size, latency_n
+        )
+
+        start = time.perf_counter()
+        fast = load_model(tmp_path / "model.pt", batch_size=batch_size)
+        results["load_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        onnx = load_model(tmp_path / "model.onnx", batch_size=batch_size)
+        results["load_onnx_s"] = time.perf_counter() - start
+        results["vcfnet_precision"] = fast.precision.name
+        ours = _throughput_and_latency(fast.predict_crop_files, files, batch_size, latency_n)
+        ort = _throughput_and_latency(onnx.predict_crop_files, files, batch_size, latency_n)
+
+    for prefix, measured in (("reference", ref), ("vcfnet_torch", ours), ("vcfnet_onnx", ort)):
+        for key, value in measured.items():
+            results[f"{prefix}_{key}"] = value
+    for prefix in ("vcfnet_torch", "vcfnet_onnx"):
+        results[f"{prefix}_speedup"] = results[f"{prefix}_img_s"] / results["reference_img_s"]
+        results[f"{prefix}_p50_speedup"] = results["reference_p50_ms"] / results[f"{prefix}_p50_ms"]
+    return results

@@ -1,0 +1,265 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+import vcfnet
+from tests.io.dicom_fixtures import FAKE_IDENTITY, write_dicom
+from tests.predict_fixtures import make_run_dir
+from vcfnet.cli import main
+from vcfnet.errors import CheckpointError, InputError
+from vcfnet.io.voc import write_voc
+from vcfnet.labels import CLASS_NAMES
+from vcfnet.model import build_model, load_checkpoint, predict_proba
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return make_run_dir(tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture()
+def radiograph():
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 256, (300, 240), dtype=np.uint8)
+
+
+BOXES = [(40, 50, 120, 110), (60, 150, 170, 230)]
+
+
+def test_python_api_matches_shared_inference_path(run_dir, radiograph):
+    from vcfnet.data.transforms import make_cache_crop
+
+    model = vcfnet.load_model(run_dir, precision="fp32")
+    result = model.predict(radiograph, BOXES)
+    assert len(result.boxes) == 2
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    crops = [make_cache_crop(radiograph, b, ckpt.preprocessing) for b in BOXES]
+    expected = predict_proba(ckpt.model, crops, ckpt.preprocessing)
+    for box, row in zip(result.boxes, expected, strict=True):
+        assert list(box.probabilities) == list(CLASS_NAMES)
+        assert np.allclose(list(box.probabilities.values()), row, atol=1e-6)
+        assert box.predicted == CLASS_NAMES[int(np.argmax(row))]
+        assert box.probability == max(box.probabilities.values())
+    assert result.model.hash == ckpt.model_hash and result.model.runtime == "pytorch"
+    assert (
+        result.model.name == f"{run_dir.name}-best" and result.model.version == vcfnet.__version__
+    )
+
+
+def test_default_precision_close_to_fp32(run_dir, radiograph):
+    fast = vcfnet.load_model(run_dir / "checkpoints" / "best.pt").predict(radiograph, BOXES)
+    exact = vcfnet.load_model(run_dir, precision="fp32").predict(radiograph, BOXES)
+    for a, b in zip(fast.boxes, exact.boxes, strict=True):
+        assert np.allclose(
+            list(a.probabilities.values()), list(b.probabilities.values()), atol=0.05
+        )
+        assert abs(sum(a.probabilities.values()) - 1) < 1e-5
+
+
+def test_cli_on_synthetic_dicom_with_labelimg_xml(run_dir, radiograph, tmp_path, capsys):
+    dcm = write_dicom(tmp_path / "film.dcm", radiograph.astype(np.uint16) * 16, bits_stored=12)
+    xml = write_voc(
+        tmp_path / "labels.xml",
+        "film.dcm",
+        240,
+        300,
+        [("Acute-L1", BOXES[0]), ("Chronic-L2", BOXES[1])],
+    )
+    assert main(["predict", "--model", str(run_dir), str(dcm), "--xml", str(xml)]) == 0
+    (image,) = json.loads(capsys.readouterr().out)
+    assert image["image"] == str(dcm)
+    assert [b["label"] for b in image["boxes"]] == ["acute", "chronic"]
+    assert [b["level"] for b in image["boxes"]] == ["L1", "L2"]
+    assert image["model"]["hash"] == load_checkpoint(run_dir / "checkpoints" / "best.pt").model_hash
+    # the patient is pseudonymised, never echoed
+    assert image["patient_id"].startswith("p") and FAKE_IDENTITY["PatientID"] not in json.dumps(
+        image
+    )
+
+    out = tmp_path / "predictions.csv"
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(run_dir),
+                str(dcm),
+                "--xml",
+                str(xml),
+                "--format",
+                "csv",
+                "--out",
+                str(out),
+                "--site",
+                "GZFPH",
+            ]
+        )
+        == 0
+    )
+    df = pd.read_csv(out, keep_default_na=False)
+    assert list(df.columns[:10]) == [
+        "case_id",
+        "patient_id",
+        "site",
+        "label",
+        "pred",
+        "p_acute",
+        "p_chronic",
+        "p_pathologic",
+        "level",
+        "crop_path",
+    ]
+    assert list(df.label) == ["acute", "chronic"] and set(df.site) == {"GZFPH"}
+    assert np.allclose(df[["p_acute", "p_chronic", "p_pathologic"]].sum(axis=1), 1, atol=1e-5)
+    assert df.case_id.is_unique
+
+
+def test_cli_box_option_and_sibling_xml(run_dir, radiograph, tmp_path, capsys):
+    png = tmp_path / "film.png"
+    Image.fromarray(radiograph).save(png)
+    args = ["predict", "--model", str(run_dir), str(png), "--precision", "fp32"]
+    assert main([*args, "--box", "40,50,120,110"]) == 0
+    (by_box,) = json.loads(capsys.readouterr().out)
+    write_voc(tmp_path / "film.xml", "film.png", 240, 300, [("Acute-L1", BOXES[0])])
+    assert main(args) == 0  # film.xml beside film.png
+    (by_xml,) = json.loads(capsys.readouterr().out)
+    assert by_box["boxes"][0]["probabilities"] == pytest.approx(by_xml["boxes"][0]["probabilities"])
+    assert by_box["boxes"][0]["label"] == "" and by_xml["boxes"][0]["label"] == "acute"
+
+
+def test_cli_on_real_sample_crops(run_dir, real_samples, tmp_path, capsys):
+    out = tmp_path / "p.csv"
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(run_dir),
+                "--crops",
+                str(real_samples),
+                "--format",
+                "csv",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    df = pd.read_csv(out, keep_default_na=False)
+    assert len(df) == 15
+    assert df.label.value_counts().to_dict() == {c: 5 for c in CLASS_NAMES}
+    assert all(df.crop_path.str.endswith(".png"))
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(run_dir),
+                "--crops",
+                str(real_samples / "Acute" / "3-Acute-1-82-F.png"),
+            ]
+        )
+        == 0
+    )
+    (one,) = json.loads(capsys.readouterr().out)
+    assert one["boxes"][0]["box"] is None and one["boxes"][0]["label"] == "acute"
+
+
+@pytest.mark.parametrize(
+    ("make_args", "message"),
+    [
+        (lambda d, img: ["--model", str(d), str(img), "--box", "500,500,600,600"], "outside"),
+        (lambda d, img: ["--model", str(d), str(img), "--box", "1,2,3"], "four numbers"),
+        (lambda d, img: ["--model", str(d), str(img)], "no boxes"),
+        (
+            lambda d, img: [
+                "--model",
+                str(d),
+                str(img.with_name("missing.png")),
+                "--box",
+                "1,1,9,9",
+            ],
+            "not found",
+        ),
+        (
+            lambda d, img: [
+                "--model",
+                str(img.with_name("junk.txt")),
+                str(img),
+                "--box",
+                "1,1,9,9",
+            ],
+            "not a",
+        ),
+    ],
+)
+def test_bad_input_gives_one_line_error(run_dir, radiograph, tmp_path, capsys, make_args, message):
+    img = tmp_path / "film.png"
+    Image.fromarray(radiograph).save(img)
+    (tmp_path / "junk.txt").write_text("not a model")
+    assert main(["predict", *make_args(run_dir, img)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_unreadable_image_and_foreign_class_names(run_dir, tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    model = vcfnet.load_model(run_dir)
+    with pytest.raises(InputError, match="cannot read image"):
+        model.predict(tmp_path / "broken.png", [(1, 1, 5, 5)])
+    # a two-class model cannot score an XML that names a third class
+    two = make_run_dir(
+        tmp_path / "two", model=build_model(num_classes=2), class_names=("acute", "chronic")
+    )
+    Image.fromarray(np.zeros((100, 100), np.uint8)).save(tmp_path / "f.png")
+    write_voc(tmp_path / "f.xml", "f.png", 100, 100, [("Pathologic-L3", (10, 10, 50, 50))])
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(two),
+                str(tmp_path / "f.png"),
+                "--xml",
+                str(tmp_path / "f.xml"),
+            ]
+        )
+        == 2
+    )
+
+
+def test_not_a_checkpoint(tmp_path):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match="not a vcfnet checkpoint"):
+        vcfnet.load_model(tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match=r"best\.pt"):
+        vcfnet.load_model(tmp_path)
+
+
+def test_load_time(run_dir):
+    import time
+
+    start = time.perf_counter()
+    vcfnet.load_model(run_dir)
+    assert time.perf_counter() - start < 10  # generous: the CPU is shared; the benchmark reports it
+
+
+def test_bench_predict_runs_at_tiny_size():
+    import argparse
+
+    from vcfnet.predict import bench_predict
+
+    results = bench_predict(argparse.Namespace(n=4, batch_size=2, latency_n=2, image_size=64))
+    assert results["n_crops"] == 4
+    for key in (
+        "reference_img_s",
+        "vcfnet_torch_img_s",
+        "vcfnet_onnx_img_s",
+        "load_s",
+        "vcfnet_onnx_p50_ms",
+    ):
+        assert results[key] > 0
