@@ -167,8 +167,16 @@ def test_evaluate_model_end_to_end(tmp_path, tiny_model):
     pd.testing.assert_frame_equal(metrics.reset_index(drop=True), again.reset_index(drop=True))
 
 
-def test_evaluate_cli_errors(tmp_path, tiny_model, capsys):
-    ds = make_tiny_dataset(tmp_path / "d", n_per_class=1, size=32, splits=("train",))
+def test_evaluate_cli_site_filter_and_errors(tmp_path, tiny_model, capsys):
+    ds = make_tiny_dataset(
+        tmp_path / "d", n_per_class=1, size=32, sites=("A", "B"), splits=("train",)
+    )
+    out = tmp_path / "ok"
+    assert main(["evaluate", "--model", str(tiny_model / "checkpoints" / "best.pt"), "--data",
+                 str(ds), "--split", "train", "--site", "B", "--out", str(out),
+                 "--precision", "fp32", "--n-boot", "100"]) == 0  # fmt: skip
+    assert set(pd.read_csv(out / "predictions.csv")["site"]) == {"B"}
+    assert (out / "report.html").is_file() and (out / "config.json").is_file()
     assert main(["evaluate", "--model", str(tiny_model), "--data", str(ds), "--out",
                  str(tmp_path / "r")]) == 2  # fmt: skip
     assert "no cases in split 'test'" in capsys.readouterr().err

@@ -69,3 +69,13 @@ def test_format_ci():
     assert format_ci(0.8741, 0.8412, 0.9056) == "0.874 (0.841-0.906)"
     assert format_ci(0.5, np.nan, np.nan) == "0.500"
     assert format_ci(np.nan, np.nan, np.nan) == "n/a"
+
+
+def test_reliability_hand_computed_ece():
+    # top probabilities 0.9 (right), 0.7 (right), 0.5 (wrong), 0.4 (right); 5 bins of width 0.2
+    probs = [[0.9, 0.05, 0.05], [0.2, 0.7, 0.1], [0.5, 0.3, 0.2], [0.4, 0.35, 0.25]]
+    rel = reliability([0, 1, 2, 0], probs, n_bins=5)
+    assert rel.counts.tolist() == [0, 1, 1, 1, 1]
+    assert rel.ece == pytest.approx((0.6 + 0.5 + 0.3 + 0.1) / 4)
+    with pytest.raises(ValueError, match="NaN"):
+        reliability([0], [[np.nan, 0.5, 0.5]])
