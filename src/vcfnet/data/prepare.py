@@ -11,6 +11,7 @@ first; by default any problem stops the run before a manifest is written (see do
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -280,7 +281,7 @@ def _match_annotations(
     for img in images:
         by_name[img.name.lower()].append(img)
         by_stem[img.stem.lower()].append(img)
-    pairs: list[tuple[Path, Path]] = []
+    pairs: list[tuple[VocAnnotation, Path]] = []
     problems: list[Problem] = []
     used: dict[Path, Path] = {}
     for xml in sorted(annotations_dir.rglob("*.xml")):
@@ -300,33 +301,18 @@ def _match_annotations(
             rel_dir = xml.parent.relative_to(annotations_dir)
             same_dir = [c for c in candidates if c.parent.relative_to(images_dir) == rel_dir]
             candidates = same_dir if len(same_dir) == 1 else candidates
+        wanted = repr(filename or xml.stem)
         if not candidates:
-            problems.append(
-                Problem(
-                    str(xml),
-                    None,
-                    f"image {filename or xml.stem!r} not found in {images_dir}; add the image or remove the XML",
-                )
-            )
+            reason = f"image {wanted} not found in {images_dir}; add the image or remove the XML"
         elif len(candidates) > 1:
-            problems.append(
-                Problem(
-                    str(xml),
-                    None,
-                    f"image {filename or xml.stem!r} matches {len(candidates)} files in {images_dir}; make the names unique",
-                )
-            )
+            reason = f"image {wanted} matches {len(candidates)} files in {images_dir}; make the names unique"
         elif candidates[0] in used:
-            problems.append(
-                Problem(
-                    str(xml),
-                    None,
-                    f"its image {candidates[0]} is already annotated by {used[candidates[0]]}; keep one XML per image",
-                )
-            )
+            reason = f"its image {candidates[0]} is already annotated by {used[candidates[0]]}; keep one XML per image"
         else:
             used[candidates[0]] = xml
             pairs.append((ann, candidates[0]))
+            continue
+        problems.append(Problem(str(xml), None, reason))
     unannotated = len(images) - len(used)
     return pairs, problems, unannotated
 
@@ -467,7 +453,7 @@ def process_image(job: ImageJob, dataset_dir: Path, pre: Preprocessing) -> Image
                 Problem(
                     crop.annotation or str(job.path),
                     crop.object_index,
-                    f"{exc} of {job.path.name}; fix or delete the box in LabelImg",
+                    f"in {job.path.name}: {exc}; fix or delete the box in LabelImg",
                 )
             )
             continue
@@ -490,21 +476,15 @@ def run_jobs(
 ) -> Iterator[ImageOutcome]:
     """Process jobs in ``workers`` processes (1: in this process), in order, with a progress bar."""
     fn = functools.partial(process_image, dataset_dir=dataset_dir, pre=pre)
-    bar = tqdm(total=len(jobs), desc="prepare", unit="img", disable=None)
-    try:
-        if workers <= 1 or len(jobs) <= 1:
-            results: Iterable[ImageOutcome] = map(fn, jobs)
-            for outcome in results:
-                bar.update()
-                yield outcome
-            return
-        chunksize = max(1, min(16, len(jobs) // (workers * 4)))
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-            for outcome in pool.map(fn, jobs, chunksize=chunksize):
-                bar.update()
-                yield outcome
-    finally:
-        bar.close()
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and len(jobs) > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=min(workers, len(jobs))))
+            outcomes: Iterable[ImageOutcome] = pool.map(
+                fn, jobs, chunksize=max(1, min(16, len(jobs) // (workers * 4)))
+            )
+        else:
+            outcomes = map(fn, jobs)
+        yield from tqdm(outcomes, total=len(jobs), desc="prepare", unit="img", disable=None)
 
 
 # ----------------------------------------------------------------------------- assembly
@@ -725,8 +705,6 @@ def run_prepare(args: argparse.Namespace) -> int:
         f"prepared {c['crops']} crops from {c['images']} images of {c['patients']} patients into "
         f"{result.dataset_dir} (crops: {c['by_split']}; patients: {c['patients_by_split']})"
     )
-    if result.rejects_path is not None:
-        print(f"{len(result.rejects)} input problem(s) skipped; see {result.rejects_path}")
     return 0
 
 
