@@ -1,0 +1,93 @@
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+import vcfnet
+from tests.predict_fixtures import make_run_dir
+from vcfnet.cli import main
+from vcfnet.data.transforms import Preprocessing
+from vcfnet.errors import CheckpointError
+from vcfnet.labels import CLASS_NAMES
+from vcfnet.model import load_checkpoint
+from vcfnet.predict import onnx_parity
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A full-size (224 px) random-weight run and its ONNX export through the CLI."""
+    tmp = tmp_path_factory.mktemp("export")
+    run = make_run_dir(tmp / "run", preprocessing=Preprocessing(), seed=3)
+    out = tmp / "model.onnx"
+    assert (
+        main(["export", "--model", str(run), "--format", "onnx", "--out", str(out), "--no-check"])
+        == 0
+    )
+    return run, out
+
+
+def test_onnx_parity_with_pytorch_fp32_on_32_crops(exported):
+    run, out = exported
+    assert onnx_parity(run, out, n=32) < 1e-3
+
+
+def test_onnx_is_self_contained_with_dynamic_batch(exported):
+    run, out = exported
+    model = onnx.load(str(out))
+    assert model.opset_import[0].version >= 17
+    meta = {p.key: p.value for p in model.metadata_props}
+    ckpt = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert json.loads(meta["vcfnet.class_names"]) == list(CLASS_NAMES)
+    assert Preprocessing.from_dict(json.loads(meta["vcfnet.preprocessing"])) == ckpt.preprocessing
+    assert meta["vcfnet.model_hash"] == ckpt.model_hash
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for n in (1, 5):
+        logits, probs = session.run(None, {"image": np.zeros((n, 3, 224, 224), np.float32)})
+        assert logits.shape == probs.shape == (n, 3)
+        assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+def test_load_model_runs_onnx_like_the_checkpoint(exported):
+    run, out = exported
+    image = np.random.default_rng(0).integers(0, 256, (300, 260), dtype=np.uint8)
+    boxes = [(30, 40, 130, 120), (100, 150, 220, 260)]
+    by_onnx = vcfnet.load_model(out).predict(image, boxes)
+    by_torch = vcfnet.load_model(run, precision="fp32").predict(image, boxes)
+    assert by_onnx.model.runtime == "onnxruntime"
+    assert by_onnx.model.hash == by_torch.model.hash and by_onnx.model.name == by_torch.model.name
+    for a, b in zip(by_onnx.boxes, by_torch.boxes, strict=True):
+        assert a.predicted == b.predicted
+        assert np.allclose(
+            list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-3
+        )
+
+
+def test_onnx_errors(exported, tmp_path, capsys):
+    _run, out = exported
+    # an ONNX file from elsewhere has no vcfnet metadata
+    model = onnx.load(str(out))
+    del model.metadata_props[:]
+    onnx.save(model, str(tmp_path / "foreign.onnx"))
+    with pytest.raises(CheckpointError, match="not one exported by vcfnet"):
+        vcfnet.load_model(tmp_path / "foreign.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="not a readable ONNX"):
+        vcfnet.load_model(tmp_path / "junk.onnx")
+    # Grad-CAM needs gradients: a one-line error, not a crash
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(out),
+                "--crops",
+                str(tmp_path),
+                "--heatmap",
+                str(tmp_path / "hm"),
+            ]
+        )
+        == 2
+    )
+    assert "--heatmap needs" in capsys.readouterr().err
