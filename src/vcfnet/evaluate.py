@@ -39,6 +39,8 @@ REQUIRED_PREDICTION_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 #: Columns of the predictions.csv that ``evaluate`` writes, in order.
 PREDICTION_COLUMNS: tuple[str, ...] = (*REQUIRED_PREDICTION_COLUMNS, "level", "crop_path")
+#: Crops decoded and predicted at a time (bounds memory on large datasets).
+PREDICT_CHUNK = 512
 #: Tolerance on sum(probabilities) == 1 (CSV round trips and float32 softmax).
 PROB_SUM_TOLERANCE = 1e-3
 
@@ -435,6 +437,8 @@ def predict_dataset(
     workers: int = 2,
 ) -> pd.DataFrame:
     """Predictions (PREDICTION_COLUMNS) of ``checkpoint`` for one prepared dataset's crops."""
+    from tqdm import tqdm
+
     from vcfnet.data.dataset import decode_crops
     from vcfnet.data.manifest import read_manifest
     from vcfnet.device import resolve_device, resolve_precision
@@ -457,9 +461,14 @@ def predict_dataset(
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
     paths = [dataset_dir / p for p in rows["crop_path"]]
-    crops = decode_crops(paths, checkpoint.preprocessing.image_size, workers=workers)
-    probs = predict_proba(checkpoint.model, crops, checkpoint.preprocessing, device=dev,
-                          precision=prec, batch_size=batch_size)  # fmt: skip
+    chunks = []
+    for start in tqdm(range(0, len(paths), PREDICT_CHUNK), desc=f"predict {dataset_dir.name}",
+                      unit="chunk", disable=None):  # fmt: skip
+        crops = decode_crops(paths[start : start + PREDICT_CHUNK],
+                             checkpoint.preprocessing.image_size, workers=workers)  # fmt: skip
+        chunks.append(predict_proba(checkpoint.model, crops, checkpoint.preprocessing, device=dev,
+                                    precision=prec, batch_size=batch_size))  # fmt: skip
+    probs = np.concatenate(chunks)
     out = pd.DataFrame(
         {
             "case_id": [
