@@ -346,3 +346,14 @@ def test_prepare_help():
     with pytest.raises(SystemExit) as exc:
         main(["prepare", "--help"])
     assert exc.value.code == 0
+
+
+def test_bench_prepare_tiny():
+    import argparse
+
+    from vcfnet.data.prepare import bench_prepare
+
+    args = argparse.Namespace(n_images=4, height=96, width=80, boxes=2, workers=2)
+    result = bench_prepare(args)
+    assert result["images"] == 4 and result["workers"] == 2
+    assert result["radiographs_per_s_1_worker"] > 0 and result["speedup"] > 0

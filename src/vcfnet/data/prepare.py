@@ -139,7 +139,7 @@ class PrepareConfig:
     id_key: str | None = field(
         default=None,
         metadata={
-            "help": "secret key for patient pseudonyms (default: $VCFNET_ID_KEY, else a random key kept in ~/.config/vcfnet/id_key)",
+            "help": "secret key for patient pseudonyms; prefer $VCFNET_ID_KEY (command lines are visible to other users); default: a random key kept in ~/.config/vcfnet/id_key",
             "metavar": "KEY",
         },
     )
