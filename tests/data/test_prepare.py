@@ -357,3 +357,21 @@ def test_bench_prepare_tiny():
     result = bench_prepare(args)
     assert result["images"] == 4 and result["workers"] == 2
     assert result["radiographs_per_s_1_worker"] > 0 and result["speedup"] > 0
+
+
+def test_default_key_file_outside_dataset(tmp_path, monkeypatch):
+    from vcfnet.data.pseudonym import resolve_id_key
+
+    monkeypatch.delenv("VCFNET_ID_KEY")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    images, xml = make_cohort(tmp_path, n_patients=2)
+    out = tmp_path / "ds"
+    first = prepare_dataset(PrepareConfig(images=images, annotations=xml, out=out, workers=1))
+    key_file = tmp_path / "config" / "vcfnet" / "id_key"
+    assert key_file.is_file() and (key_file.stat().st_mode & 0o777) == 0o600
+    assert key_file.read_text().strip().encode() not in _all_bytes(out)
+    second = prepare_dataset(PrepareConfig(images=images, annotations=xml, out=out, workers=1))
+    assert list(first.manifest["patient_id"]) == list(second.manifest["patient_id"])
+    assert resolve_id_key("explicit-key-123") == b"explicit-key-123"
+    with pytest.raises(Exception, match="at least 8"):
+        resolve_id_key("short")
