@@ -60,3 +60,13 @@ def test_malformed_xml(tmp_path, text):
     (tmp_path / "c.xml").write_text(text)
     with pytest.raises(InputError, match="c.xml"):
         read_voc(tmp_path / "c.xml")
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    path = write_voc(tmp_path / "p.xml", "p.dcm", 10, 10, [])
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
