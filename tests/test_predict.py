@@ -153,6 +153,10 @@ def test_cli_on_real_sample_crops(run_dir, real_samples, tmp_path, capsys):
     assert len(df) == 15
     assert df.label.value_counts().to_dict() == {c: 5 for c in CLASS_NAMES}
     assert all(df.crop_path.str.endswith(".png"))
+    # the evaluation report reads it as it reads vcfnet evaluate's predictions.csv
+    assert main(["metrics", str(out), "--out", str(tmp_path / "report")]) == 0
+    assert (tmp_path / "report" / "metrics.csv").is_file()
+    capsys.readouterr()
     assert (
         main(
             [

@@ -537,7 +537,10 @@ class PredictConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
         default="auto", metadata={"help": "numeric precision (PyTorch models)"}
     )
-    site: str = field(default="", metadata={"help": "site name written to the CSV"})
+    site: str = field(
+        default="local",
+        metadata={"help": "site name for the CSV's site column (vcfnet metrics groups by it)"},
+    )
 
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
@@ -680,7 +683,7 @@ def iter_image_predictions(
 
 
 def prediction_rows(
-    results: Sequence[ImagePrediction], class_names: Sequence[str], site: str = ""
+    results: Sequence[ImagePrediction], class_names: Sequence[str], site: str = "local"
 ) -> list[dict[str, Any]]:
     """Rows in the ``predictions.csv`` layout of ``vcfnet evaluate`` (+ source and box columns)."""
     rows = []
@@ -708,7 +711,7 @@ def prediction_rows(
 
 
 def format_results(
-    results: Sequence[ImagePrediction], fmt: str, class_names: Sequence[str], site: str = ""
+    results: Sequence[ImagePrediction], fmt: str, class_names: Sequence[str], site: str = "local"
 ) -> str:
     """JSON (a list with one object per image) or CSV text."""
     if fmt == "json":
