@@ -18,7 +18,11 @@ def cohort_table(manifests: Mapping[str, pd.DataFrame], *, by_split: bool = True
     """
     rows = []
     for name, df in manifests.items():
-        groups = df.groupby("split", sort=False) if by_split and df["split"].nunique() > 1 else [(None, df)]
+        groups = (
+            df.groupby("split", sort=False)
+            if by_split and df["split"].nunique() > 1
+            else [(None, df)]
+        )
         for split, part in groups:
             patients = part.drop_duplicates("patient_id")
             age = pd.to_numeric(patients["age"], errors="coerce")
