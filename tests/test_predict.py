@@ -133,22 +133,8 @@ def test_cli_box_option_and_sibling_xml(run_dir, radiograph, tmp_path, capsys):
 
 def test_cli_on_real_sample_crops(run_dir, real_samples, tmp_path, capsys):
     out = tmp_path / "p.csv"
-    assert (
-        main(
-            [
-                "predict",
-                "--model",
-                str(run_dir),
-                "--crops",
-                str(real_samples),
-                "--format",
-                "csv",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    crops = ["predict", "--model", str(run_dir), "--crops"]
+    assert main([*crops, str(real_samples), "--format", "csv", "--out", str(out)]) == 0
     df = pd.read_csv(out, keep_default_na=False)
     assert len(df) == 15
     assert df.label.value_counts().to_dict() == {c: 5 for c in CLASS_NAMES}
@@ -157,18 +143,7 @@ def test_cli_on_real_sample_crops(run_dir, real_samples, tmp_path, capsys):
     assert main(["metrics", str(out), "--out", str(tmp_path / "report")]) == 0
     assert (tmp_path / "report" / "metrics.csv").is_file()
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "predict",
-                "--model",
-                str(run_dir),
-                "--crops",
-                str(real_samples / "Acute" / "3-Acute-1-82-F.png"),
-            ]
-        )
-        == 0
-    )
+    assert main([*crops, str(real_samples / "Acute" / "3-Acute-1-82-F.png")]) == 0
     (one,) = json.loads(capsys.readouterr().out)
     assert one["boxes"][0]["box"] is None and one["boxes"][0]["label"] == "acute"
 
