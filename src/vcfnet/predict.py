@@ -157,6 +157,11 @@ def as_gray_image(image) -> tuple[np.ndarray, str, str]:
     return to_gray_uint8(arr), "<array>", ""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (the CLI prints errors as one line)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def patient_pseudonym(patient_id: str) -> str:
     """A stable pseudonym ('p' + 10 hex digits) for a DICOM PatientID, so none leaks into outputs."""
     if not patient_id:
@@ -291,7 +296,9 @@ class OnnxPredictor(Predictor):
                 str(path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:
-            raise CheckpointError(f"{path} is not a readable ONNX model: {exc}") from exc
+            raise CheckpointError(
+                f"{path} is not a readable ONNX model: {first_line(exc)}"
+            ) from exc
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("vcfnet.format") != ONNX_FORMAT:
             raise CheckpointError(
@@ -431,7 +438,9 @@ def export_onnx(checkpoint_path: Path | str, out: Path | str, *, opset: int = 18
                 verbose=False,
             )
     except Exception as exc:  # exporter failures are many types
-        raise CheckpointError(f"ONNX export of {checkpoint_path} failed: {exc}") from exc
+        raise CheckpointError(
+            f"ONNX export of {checkpoint_path} failed: {first_line(exc)}"
+        ) from exc
     finally:
         for logger, level in zip(quiet, levels, strict=True):
             logger.setLevel(level)
