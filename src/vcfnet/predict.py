@@ -231,6 +231,30 @@ class Predictor:
         return results
 
 
+def fold_batchnorm(model):
+    """Fold each eval-mode BatchNorm2d into the Conv2d before it, in place (ResNet's conv1/bn1,
+    conv2/bn2, downsample): same outputs to fp32 rounding, one memory pass fewer per layer, ~10%
+    faster on CPU. Module names (``layer4``...) stay, so Grad-CAM hooks still find them."""
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for module in list(model.modules()):
+        for conv_name, bn_name in (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")):
+            conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
+                setattr(module, bn_name, nn.Identity())
+        if (
+            isinstance(module, nn.Sequential)
+            and len(module) == 2
+            and isinstance(module[0], nn.Conv2d)
+            and isinstance(module[1], nn.BatchNorm2d)
+        ):
+            module[0] = fuse_conv_bn_eval(module[0], module[1])
+            module[1] = nn.Identity()
+    return model
+
+
 class TorchPredictor(Predictor):
     """A PyTorch checkpoint run with ``vcfnet.model.predict_proba`` (bf16 + channels_last on CPU)."""
 
@@ -247,7 +271,7 @@ class TorchPredictor(Predictor):
 
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
-        self.model = checkpoint.model.to(self.device).eval()
+        self.model = fold_batchnorm(checkpoint.model.eval()).to(self.device)
         if self.precision.channels_last:  # once, not per batch
             self.model = self.model.to(memory_format=self.precision.memory_format)
         self.preprocessing = checkpoint.preprocessing
@@ -809,27 +833,34 @@ def _reference_predict(model, transform, files: Sequence[Path]) -> np.ndarray:
         return torch.softmax(model(x), dim=1).numpy()
 
 
-def _throughput_and_latency(
-    predict_files, files: Sequence[Path], batch_size: int, latency_n: int
+def _interleaved_timings(
+    paths: dict[str, Any], files: Sequence[Path], batch_size: int, latency_n: int
 ) -> dict[str, float]:
-    """images/s over ``files`` in batches, and single-crop latency p50/p95 (ms) on the first files."""
-    predict_files(files[:batch_size])  # warm-up (allocators, oneDNN kernels)
-    start = time.perf_counter()
+    """Per path: images/s over ``files`` in batches, batch-1 images/s and single-crop latency
+    p50/p95 (ms). Paths take turns on every batch and crop, so a change in the load of a shared
+    machine hits them alike and the ratios stay fair."""
+    for predict_files in paths.values():
+        predict_files(files[:batch_size])  # warm-up (allocators, oneDNN kernels)
+    seconds = dict.fromkeys(paths, 0.0)
     for i in range(0, len(files), batch_size):
-        predict_files(files[i : i + batch_size])
-    batch_img_s = len(files) / (time.perf_counter() - start)
-    latencies = []
+        for name, predict_files in paths.items():
+            start = time.perf_counter()
+            predict_files(files[i : i + batch_size])
+            seconds[name] += time.perf_counter() - start
+    latencies: dict[str, list[float]] = {name: [] for name in paths}
     for f in files[:latency_n]:
-        start = time.perf_counter()
-        predict_files([f])
-        latencies.append(time.perf_counter() - start)
-    ms = np.asarray(latencies) * 1000
-    return {
-        "img_s": batch_img_s,
-        "b1_img_s": 1000.0 / float(ms.mean()),
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p95_ms": float(np.percentile(ms, 95)),
-    }
+        for name, predict_files in paths.items():
+            start = time.perf_counter()
+            predict_files([f])
+            latencies[name].append((time.perf_counter() - start) * 1000)
+    results = {}
+    for name in paths:
+        ms = np.asarray(latencies[name])
+        results[f"{name}_img_s"] = len(files) / seconds[name]
+        results[f"{name}_b1_img_s"] = 1000.0 / float(ms.mean())
+        results[f"{name}_p50_ms"] = float(np.percentile(ms, 50))
+        results[f"{name}_p95_ms"] = float(np.percentile(ms, 95))
+    return results
 
 
 def bench_predict(args: argparse.Namespace) -> dict:
@@ -866,10 +897,6 @@ def bench_predict(args: argparse.Namespace) -> dict:
                 transforms.Normalize(pre.mean, pre.std),
             ]
         )
-        ref = _throughput_and_latency(
-            lambda fs: _reference_predict(reference, transform, fs), files, batch_size, latency_n
-        )
-
         start = time.perf_counter()
         fast = load_model(tmp_path / "model.pt", batch_size=batch_size)
         results["load_s"] = time.perf_counter() - start
@@ -877,12 +904,12 @@ def bench_predict(args: argparse.Namespace) -> dict:
         onnx = load_model(tmp_path / "model.onnx", batch_size=batch_size)
         results["load_onnx_s"] = time.perf_counter() - start
         results["vcfnet_precision"] = fast.precision.name
-        ours = _throughput_and_latency(fast.predict_crop_files, files, batch_size, latency_n)
-        ort = _throughput_and_latency(onnx.predict_crop_files, files, batch_size, latency_n)
-
-    for prefix, measured in (("reference", ref), ("vcfnet_torch", ours), ("vcfnet_onnx", ort)):
-        for key, value in measured.items():
-            results[f"{prefix}_{key}"] = value
+        paths = {
+            "reference": lambda fs: _reference_predict(reference, transform, fs),
+            "vcfnet_torch": fast.predict_crop_files,
+            "vcfnet_onnx": onnx.predict_crop_files,
+        }
+        results.update(_interleaved_timings(paths, files, batch_size, latency_n))
     for prefix in ("vcfnet_torch", "vcfnet_onnx"):
         results[f"{prefix}_speedup"] = results[f"{prefix}_img_s"] / results["reference_img_s"]
         results[f"{prefix}_p50_speedup"] = results["reference_p50_ms"] / results[f"{prefix}_p50_ms"]
