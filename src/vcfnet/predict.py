@@ -593,12 +593,13 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--xml",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         type=Path,
         metavar="VOC_FILE",
-        help="LabelImg XML with the boxes (matched to images by file name; "
-        "default: IMAGE.xml beside the image)",
+        help="LabelImg XML files or folders of them, after the images (matched to images by "
+        "file name; default: IMAGE.xml beside the image)",
     )
     add_config_arguments(parser, PredictConfig)
 
@@ -661,6 +662,23 @@ def boxes_from_xml(xml: Path, class_names: Sequence[str]) -> tuple[list[Box], li
     return boxes, labels, levels
 
 
+def expand_xml_args(xmls: Sequence[Path]) -> list[Path]:
+    """--xml values: .xml files as given, folders -> their *.xml files (sorted)."""
+    files: list[Path] = []
+    for xml in xmls:
+        if xml.is_dir():
+            files.extend(sorted(xml.glob("*.xml")))
+        elif xml.suffix.lower() == ".xml":
+            files.append(xml)
+        else:
+            raise ConfigError(
+                f"--xml {xml}: not an .xml file or a folder; give the images before --xml"
+            )
+    if not files:
+        raise InputError(f"no .xml files in {', '.join(map(str, xmls))}")
+    return files
+
+
 def plan_images(
     inputs: Sequence[Path],
     box_texts: Sequence[str],
@@ -675,6 +693,7 @@ def plan_images(
     if xmls:
         from vcfnet.io.voc import read_voc
 
+        xmls = expand_xml_args(xmls)
         for xml in xmls:
             by_stem[read_voc(xml).image_stem] = xml
     plans = []
