@@ -13,7 +13,9 @@ def test_cohort_table_counts_patients_once():
             "sex": ["F", "F", "M", "F"],
         }
     )
-    t = cohort_table({"SITE1": df}).set_index("cohort")
+    t = cohort_table({"SITE1": df})
+    assert list(t["cohort"]) == ["SITE1/train", "SITE1/test"]
+    t = t.set_index("cohort")
     assert t.loc["SITE1/train", "vertebrae"] == 3 and t.loc["SITE1/train", "patients"] == 2
     assert t.loc["SITE1/train", "male"] == 1 and t.loc["SITE1/train", "age_mean"] == 60
     assert t.loc["SITE1/test", "acute"] == 1

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from vcfnet.data.manifest import SPLITS
 from vcfnet.labels import CLASS_NAMES
 
 
