@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,7 +64,7 @@ def lesion_model(tmp_path_factory):
     return make_run_dir(tmp_path_factory.mktemp("lesion"), preprocessing=pre, model=model)
 
 
-def test_heatmap_peaks_inside_the_vertebra_at_the_lesion(lesion_model):
+def test_heatmap_peaks_inside_the_vertebra_at_the_lesion(lesion_model, tmp_path):
     rng = np.random.default_rng(1)
     lesions = [random_lesion(rng) for _ in range(4)]
     films = [film(rng, lesion) for lesion in lesions]
@@ -79,6 +80,10 @@ def test_heatmap_peaks_inside_the_vertebra_at_the_lesion(lesion_model):
         assert x1 <= px <= x2 and y1 <= py <= y2, "peak outside the vertebra"
         # one layer4 cell is 32 model px = 26 film px: the peak is within about a cell of the lesion
         assert np.hypot(px - lesion[0], py - lesion[1]) < 40
+    # the Python API writes the same maps as PNGs
+    result = model.explain(films[0], [BOX], tmp_path, levels=["L1"])
+    assert result.boxes[0].predicted == "acute" and result.boxes[0].level == "L1"
+    assert Path(result.heatmap).is_file() and Path(result.boxes[0].heatmap).is_file()
 
 
 def test_grad_cam_shape_range_and_class_choice():

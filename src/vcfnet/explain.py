@@ -77,7 +77,7 @@ def resize_cam(cam: np.ndarray, height: int, width: int) -> np.ndarray:
     """float32 (height, width) bilinear resize of a (h, w) map."""
     if cam.shape == (height, width):
         return cam.astype(np.float32)
-    img = Image.fromarray(cam.astype(np.float32), mode="F")
+    img = Image.fromarray(np.ascontiguousarray(cam, dtype=np.float32))  # mode "F"
     return np.asarray(img.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
 
 

@@ -296,6 +296,14 @@ class TorchPredictor(Predictor):
             batch_size=self.batch_size,
         )
 
+    def explain(
+        self, image, boxes: Sequence[Box], out_dir: Path | str, **kwargs
+    ) -> ImagePrediction:
+        """``predict`` plus Grad-CAM PNGs in ``out_dir`` (see ``vcfnet.explain.explain_image``)."""
+        from vcfnet.explain import explain_image
+
+        return explain_image(self, image, boxes, out_dir, **kwargs)
+
     def grad_cam(self, crops: Sequence[np.ndarray], class_indices: Sequence[int] | None = None):
         """Grad-CAM maps float32 (N, S, S) in [0, 1] on the model input for ``crops`` (fp32)."""
         from vcfnet.explain import grad_cam
