@@ -864,16 +864,18 @@ def _interleaved_timings(
     paths: dict[str, Any], files: Sequence[Path], batch_size: int, latency_n: int
 ) -> dict[str, float]:
     """Per path: images/s over ``files`` in batches, batch-1 images/s and single-crop latency
-    p50/p95 (ms). Paths take turns on every batch and crop, so a change in the load of a shared
-    machine hits them alike and the ratios stay fair."""
+    p50/p95 (ms), and CPU ms per image in batches. Paths take turns on every batch and crop, so a
+    change in the load of a shared machine hits them alike and the ratios stay fair."""
     for predict_files in paths.values():
         predict_files(files[:batch_size])  # warm-up (allocators, oneDNN kernels)
     seconds = dict.fromkeys(paths, 0.0)
+    cpu_seconds = dict.fromkeys(paths, 0.0)  # all threads of this process: robust to other load
     for i in range(0, len(files), batch_size):
         for name, predict_files in paths.items():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             predict_files(files[i : i + batch_size])
             seconds[name] += time.perf_counter() - start
+            cpu_seconds[name] += time.process_time() - cpu_start
     latencies: dict[str, list[float]] = {name: [] for name in paths}
     for f in files[:latency_n]:
         for name, predict_files in paths.items():
@@ -884,6 +886,7 @@ def _interleaved_timings(
     for name in paths:
         ms = np.asarray(latencies[name])
         results[f"{name}_img_s"] = len(files) / seconds[name]
+        results[f"{name}_cpu_ms_per_img"] = 1000 * cpu_seconds[name] / len(files)
         results[f"{name}_b1_img_s"] = 1000.0 / float(ms.mean())
         results[f"{name}_p50_ms"] = float(np.percentile(ms, 50))
         results[f"{name}_p95_ms"] = float(np.percentile(ms, 95))
@@ -940,4 +943,7 @@ def bench_predict(args: argparse.Namespace) -> dict:
     for prefix in ("vcfnet_torch", "vcfnet_onnx"):
         results[f"{prefix}_speedup"] = results[f"{prefix}_img_s"] / results["reference_img_s"]
         results[f"{prefix}_p50_speedup"] = results["reference_p50_ms"] / results[f"{prefix}_p50_ms"]
+        results[f"{prefix}_cpu_speedup"] = (
+            results["reference_cpu_ms_per_img"] / results[f"{prefix}_cpu_ms_per_img"]
+        )
     return results
