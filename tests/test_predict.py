@@ -135,12 +135,14 @@ def test_cli_matches_several_images_to_an_xml_folder(run_dir, radiograph, tmp_pa
     (tmp_path / "xml").mkdir()
     for name, label in (("a", "Acute-L1"), ("b", "Pathologic-T12")):
         Image.fromarray(radiograph).save(tmp_path / f"{name}.png")
-        write_voc(tmp_path / "xml" / f"{name}.xml", f"{name}.png", 240, 300, [(label, BOXES[0])])
+        objects = [(label, BOXES[0]), ("Normal-L4", BOXES[1])]  # normal vertebrae are skipped
+        write_voc(tmp_path / "xml" / f"{name}.xml", f"{name}.png", 240, 300, objects)
     images = [str(tmp_path / "b.png"), str(tmp_path / "a.png")]
     assert main(["predict", "--model", str(run_dir), *images, "--xml", str(tmp_path / "xml")]) == 0
     results = json.loads(capsys.readouterr().out)
     assert [r["boxes"][0]["label"] for r in results] == ["pathologic", "acute"]
     assert [r["boxes"][0]["level"] for r in results] == ["T12", "L1"]
+    assert all(len(r["boxes"]) == 1 for r in results)
 
 
 def test_cli_on_real_sample_crops(run_dir, real_samples, tmp_path, capsys):

@@ -651,14 +651,21 @@ class BoxedImage:
 
 
 def boxes_from_xml(xml: Path, class_names: Sequence[str]) -> tuple[list[Box], list[str], list[str]]:
-    """Boxes, labels and levels of a LabelImg file; InputError if a class is not the model's."""
+    """Boxes, labels and levels of a LabelImg file; InputError if a class is not the model's.
+
+    Boxes named ``Normal`` (``vcfnet synth --annotate-normal``) are skipped: the model grades
+    fractures, it does not detect them.
+    """
     from vcfnet.io.voc import read_voc
     from vcfnet.labels import parse_object_name
 
     ann = read_voc(xml)
     boxes, labels, levels = [], [], []
     for obj in ann.objects:
-        parsed = parse_object_name(obj.name)
+        parsed = parse_object_name(obj.name, allow_normal=True)
+        if parsed.label == "normal":
+            log.debug("%s: skipping object %d (%s)", xml, obj.index, obj.name)
+            continue
         if parsed.label not in class_names:
             raise InputError(
                 f"{xml}: object {obj.index} is {obj.name!r} but the model's classes are "
@@ -721,6 +728,8 @@ def plan_images(
                 f"{path.with_suffix('.xml').name} beside it, or use --crops for pre-cut crops"
             )
         xboxes, labels, levels = boxes_from_xml(xml, class_names)
+        if not xboxes:
+            raise InputError(f"{xml}: no fracture boxes (only Normal or none) for {path.name}")
         plans.append(BoxedImage(path, tuple(xboxes), tuple(labels), tuple(levels)))
     return plans
 
@@ -846,7 +855,7 @@ def _bench_crops(folder: Path, n: int, seed: int = 0) -> list[Path]:
         gray = np.clip(rng.normal(110, 30, (h, w)) + np.linspace(0, 60, w)[None, :], 0, 255)
         rgba = np.dstack([gray, gray, gray, np.full_like(gray, 255)]).astype(np.uint8)
         paths.append(folder / f"{i:04d}.png")
-        Image.fromarray(rgba, mode="RGBA").save(paths[-1])
+        Image.fromarray(rgba).save(paths[-1])  # RGBA
     return paths
 
 
