@@ -141,7 +141,7 @@ def test_ddp_two_cpu_processes_match_single_process(cli_run, dataset, tmp_path):
 
 def test_bench_train_runs_at_tiny_size():
     args = argparse.Namespace(
-        n_images=8, steps=2, image_size=32, batch_size=4, workers=1, parity_epochs=0, json=True
+        n_images=12, steps=2, image_size=32, batch_size=4, workers=0, parity_epochs=1, json=True
     )
     results = bench_train(args)
     assert (
@@ -149,6 +149,7 @@ def test_bench_train_runs_at_tiny_size():
         and results["reference_images_per_s"] > 0
         and results["peak_rss_mb"] > 0
     )
+    assert results["vcfnet_val_loss"] > 0 and results["reference_val_loss"] > 0
 
 
 def test_config_rejects_bad_values(dataset, tmp_path):
