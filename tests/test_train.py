@@ -200,3 +200,41 @@ def test_torchrun_two_processes(dataset, tmp_path):
     assert subprocess.run(cmd).returncode == 0
     assert "all 2 ranks hold identical weights" in (out / "train.log").read_text()
     assert load_checkpoint(out / "checkpoints" / "best.pt").extra["epoch"] >= 1
+
+
+@pytest.mark.slow
+def test_synth_prepare_train_end_to_end(tmp_path):
+    """``vcfnet synth --scale 0.05`` -> ``prepare`` (development site, with val) -> ``train``."""
+    cohort, data, run = tmp_path / "cohort", tmp_path / "ds", tmp_path / "run"
+    assert (
+        main(
+            [
+                "-q",
+                "synth",
+                "--out",
+                str(cohort),
+                "--scale",
+                "0.05",
+                "--size",
+                "256x320",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
+    site = cohort / "SITE1"
+    prepare = ["-q", "prepare", "--images", str(site / "images"), "--annotations", str(site / "annotations"),
+               "--patients", str(site / "patients.csv"), "--site", "SITE1", "--out", str(data), "--split", "0.8",
+               "--val", "0.2", "--workers", "1", "--id-key", "test-key"]  # fmt: skip
+    assert main(prepare) == 0
+    assert (
+        main(["-q", "train", "--data", str(data), "--out", str(run), *TINY, "--epochs", "2"]) == 0
+    )
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert metrics["epoch"].tolist() == [1, 2] and metrics["val_loss"].notna().all()
+    assert load_checkpoint(run / "checkpoints" / "best.pt").class_names == (
+        "acute",
+        "chronic",
+        "pathologic",
+    )
