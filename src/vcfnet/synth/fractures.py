@@ -24,15 +24,15 @@ GRADE_PROBS: dict[str, tuple[float, float, float]] = {
 }
 #: class -> probabilities of (wedge, biconcave, crush)
 SHAPE_PROBS: dict[str, tuple[float, float, float]] = {
-    "acute": (0.50, 0.30, 0.20),
-    "chronic": (0.65, 0.25, 0.10),
-    "pathologic": (0.35, 0.20, 0.45),
+    "acute": (0.55, 0.25, 0.20),
+    "chronic": (0.70, 0.20, 0.10),
+    "pathologic": (0.40, 0.15, 0.45),
 }
 #: sign -> class -> (probability, strength low, strength high). Strengths are in sign units
 #: (fractions of the body's half height/depth or relative densities).
 SIGNS: dict[str, dict[str, tuple[float, float, float]]] = {
     "endplate_step": {
-        "acute": (0.60, 0.05, 0.14),
+        "acute": (0.70, 0.05, 0.14),
         "chronic": (0.10, 0.02, 0.06),
         "pathologic": (0.25, 0.03, 0.10),
     },
@@ -42,18 +42,18 @@ SIGNS: dict[str, dict[str, tuple[float, float, float]]] = {
         "pathologic": (0.20, 0.04, 0.12),
     },
     "impaction_band": {
-        "acute": (0.55, 0.10, 0.30),
+        "acute": (0.65, 0.10, 0.30),
         "chronic": (0.08, 0.05, 0.12),
         "pathologic": (0.20, 0.08, 0.20),
     },
     "sclerosis": {
         "acute": (0.12, 0.2, 0.5),
-        "chronic": (0.60, 0.4, 1.2),
+        "chronic": (0.70, 0.4, 1.2),
         "pathologic": (0.20, 0.2, 0.8),
     },
     "osteophyte": {
         "acute": (0.20, 0.08, 0.18),
-        "chronic": (0.55, 0.12, 0.32),
+        "chronic": (0.65, 0.12, 0.32),
         "pathologic": (0.12, 0.06, 0.15),
     },
     "disc_narrowing": {
@@ -64,7 +64,7 @@ SIGNS: dict[str, dict[str, tuple[float, float, float]]] = {
     "cortical_destruction": {
         "acute": (0.08, 0.2, 0.4),
         "chronic": (0.02, 0.1, 0.2),
-        "pathologic": (0.55, 0.3, 0.8),
+        "pathologic": (0.60, 0.3, 0.8),
     },
     "posterior_bulge": {
         "acute": (0.15, 0.04, 0.10),
@@ -74,7 +74,7 @@ SIGNS: dict[str, dict[str, tuple[float, float, float]]] = {
     "lytic": {
         "acute": (0.08, 0.15, 0.35),
         "chronic": (0.05, 0.1, 0.25),
-        "pathologic": (0.60, 0.35, 0.85),
+        "pathologic": (0.70, 0.35, 0.85),
     },
     "blastic": {
         "acute": (0.0, 0.0, 0.0),
@@ -187,7 +187,7 @@ def _depression(spec: FractureSpec, u: np.ndarray) -> tuple[np.ndarray, np.ndarr
     elif spec.shape == "biconcave":
         uc = np.clip(u, -1.0, 1.0)
         w = a * (1 - np.abs(uc)) + (1 - a) * (1 - uc**2) ** 1.5
-        w = 0.15 + 0.85 * w
+        w = 0.4 + 0.6 * w
         top, bot = 0.55 * w, 0.45 * w
     elif spec.shape == "crush":
         w = 0.85 + 0.15 * np.clip((1.0 - u) / 2.0, 0.0, 1.0)

@@ -102,7 +102,7 @@ def render_vertebra(
     corners = _ramp((1.0 - um**10 - vn**10) / (10 * eu))  # rounded corners
     inside = inside_v * inside_u * corners
     chord = np.sqrt(np.clip(1.0 - 0.97 * um**2, 0.0, None))
-    marrow = 1.0 + 0.2 * texture[win]
+    marrow = 1.0 + 0.13 * texture[win]
     lytic, blastic = spec.sign("lytic"), spec.sign("blastic")
     destruction = spec.sign("cortical_destruction")
     if lytic > 0 or blastic > 0 or destruction > 0:
@@ -117,7 +117,7 @@ def render_vertebra(
         marrow = marrow + band * 3.0 * _ridge(v - top - 0.14, 0.08)
     scl = spec.sign("sclerosis")
     if scl > 0:
-        marrow = marrow + scl * 0.6 * (_ridge(v - top - 0.08, 0.1) + _ridge(bot - v - 0.08, 0.1))
+        marrow = marrow + scl * 0.35 * (_ridge(v - top - 0.08, 0.1) + _ridge(bot - v - 0.08, 0.1))
     body = 0.3 * density * chord * marrow * inside
     # cortices: walls seen tangentially, endplates with their projected ring (double contour)
     wc = 1.3 * (1 + 0.3 * scl)
@@ -135,7 +135,7 @@ def render_vertebra(
             + 0.55 * _ridge((v - bot + 2 * ring) / ev, we)
         )
         * inside_u
-        * (1 + 0.8 * scl)
+        * (1 + 0.4 * scl)
     )
     cortex = 0.5 * density * (walls + plates) * cortex_keep * (1.0 + 0.3 * texture[win])
     # osteophytes at the anterior corners, curving towards the disc
@@ -198,7 +198,7 @@ def render_ribs_and_pelvis(
         x, y = _grid(win)
         r = np.hypot(x - cx, y - cy)
         fade = np.clip(1.0 - np.hypot(x - px, y - py) / span, 0.0, 1.0) ** 0.5
-        bone[win] += 0.35 * density * _shell(((r - radius) / half_t) ** 2, 0.35, 0.3) * fade
+        bone[win] += 0.22 * density * _shell(((r - radius) / half_t) ** 2, 0.35, 0.3) * fade
     l5 = by_level["L5"]
     for k in range(2):  # left and right ilium, magnified differently
         ex = l5.cx + l5.half_depth * rng.uniform(1.0, 2.5) + k * rng.uniform(-8, 8)
@@ -292,7 +292,7 @@ def detector_image(
     # quantum noise, then the detector's blur (which also softens the noise grain)
     noise = rng.standard_normal((h, w), dtype=np.float32)
     signal = signal + np.sqrt(np.clip(signal, 1e-6, None) / profile.photons) * noise
-    signal = ndimage.gaussian_filter(signal, (0.7 + profile.blur_px) * scale, truncate=3.0)
+    signal = ndimage.gaussian_filter(signal, (1.1 + profile.blur_px) * scale, truncate=3.0)
     log = -np.log(np.clip(signal, 1e-5, None))
     # vendor processing: dynamic range compression + unsharp mask
     low = _lowpass(log, 60 * scale)
