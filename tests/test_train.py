@@ -28,6 +28,15 @@ def tiny_config(data: Path, out: Path, **kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run as fast on one thread, and a busy shared CPU makes OpenMP spin-waits costly."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     return make_tiny_dataset(tmp_path_factory.mktemp("tiny") / "ds", n_per_class=5, size=40)
