@@ -799,7 +799,8 @@ acute, chronic and pathologic. Evaluate on held-out sites with `vcfnet evaluate`
 Not a medical device; not validated for clinical decisions. It does not detect fractures, only
 classifies boxed ones. Validation-split numbers are optimistic (the epoch was chosen on them);
 report test and external-site results instead. Pathologic fractures are rare (~8% in the paper),
-so their estimates are the least certain. Trained on synthetic data unless the dataset says otherwise.
+so their estimates are the least certain. A model trained on synthetic data (`vcfnet synth`) says
+nothing about real radiographs.
 """
     atomic_write_text(path, text)
 
