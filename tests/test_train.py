@@ -174,26 +174,21 @@ def _cli(*args: str) -> list[str]:
 
 @pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted_run(cli_run, dataset, tmp_path):
+    import os
     import subprocess
     import time
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_cli("--data", str(dataset), "--out", str(out), *TINY))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # threads as in the in-process reference run
+    args = ["--data", str(dataset), "--out", str(out), *TINY]
+    proc = subprocess.Popen(_cli(*args), env=env)
     deadline = time.monotonic() + 120
-    while (
-        not (out / "checkpoints" / "last.pt").is_file()
-        and proc.poll() is None
-        and time.monotonic() < deadline
-    ):
+    last = out / "checkpoints" / "last.pt"
+    while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.kill()  # SIGKILL mid-run: no cleanup
     proc.wait()
-    assert (
-        subprocess.run(
-            _cli("--data", str(dataset), "--out", str(out), *TINY, "--resume")
-        ).returncode
-        == 0
-    )
+    assert subprocess.run(_cli(*args, "--resume"), env=env).returncode == 0
     expected = load_checkpoint(cli_run / "checkpoints" / "last.pt").model_hash
     assert load_checkpoint(out / "checkpoints" / "last.pt").model_hash == expected
 
