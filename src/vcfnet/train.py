@@ -329,17 +329,6 @@ def _all_reduce_sum(t: torch.Tensor, dist: _Dist) -> torch.Tensor:
     return t
 
 
-def _broadcast_flag(flag: bool, dist: _Dist) -> bool:
-    """Rank 0's ``flag`` on every rank."""
-    if not dist.enabled:
-        return flag
-    import torch.distributed as tdist
-
-    t = torch.tensor([int(flag)])
-    tdist.broadcast(t, src=0)
-    return bool(t.item())
-
-
 def _init_distributed(device: torch.device) -> _Dist:
     """Join the process group torchrun (or ``--nproc``) set up through RANK/WORLD_SIZE env vars."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
