@@ -122,22 +122,22 @@ def render_vertebra(
     # cortices: walls seen tangentially, endplates with their projected ring (double contour)
     wc = 1.3 * (1 + 0.3 * scl)
     walls = (
-        _ridge((u - u_ant) / eu, wc) * (0.9 + 0.5 * spec.sign("anterior_buckle") * 5)
-        + _ridge((u - u_post) / eu, wc) * 0.8
+        _ridge((u - u_ant) / eu, wc) * (0.7 + 0.5 * spec.sign("anterior_buckle") * 5)
+        + _ridge((u - u_post) / eu, wc) * 0.6
     ) * inside_v
     ring = vert.rim_offset * np.sqrt(np.clip(1.0 - um**2, 0.0, None))
-    we = 1.4 * (1 + 0.6 * scl)
+    we = 1.1 * (1 + 0.6 * scl)
     plates = (
         (
             _ridge((v - top) / ev, we) * gap
-            + 0.55 * _ridge((v - top - 2 * ring) / ev, we) * gap
+            + 0.5 * _ridge((v - top - 2 * ring) / ev, we) * gap
             + _ridge((v - bot) / ev, we)
-            + 0.55 * _ridge((v - bot + 2 * ring) / ev, we)
+            + 0.5 * _ridge((v - bot + 2 * ring) / ev, we)
         )
         * inside_u
         * (1 + 0.4 * scl)
     )
-    cortex = 0.5 * density * (walls + plates) * cortex_keep * (1.0 + 0.3 * texture[win])
+    cortex = 0.5 * density * (walls + plates) * cortex_keep * (1.0 + 0.35 * texture[win])
     # osteophytes at the anterior corners, curving towards the disc
     osteo = spec.sign("osteophyte")
     if osteo > 0:
@@ -239,7 +239,9 @@ def soft_tissue(
         r2 = ((xx - gx) / ax) ** 2 + ((yy - gy) / ay) ** 2
         gas -= rng.uniform(0.08, 0.3) * np.clip(1.2 - r2, 0.0, 1.0)
     gas = ndimage.gaussian_filter(gas, 1.0)
-    field = tissue + gas
+    # bowel content and fat/muscle inhomogeneity: low-frequency clutter over everything
+    clutter = 0.04 * _smooth_noise(rng, tissue.shape, 2.5) * thick
+    field = tissue + gas + clutter
     return _upsample(field, shape)
 
 
