@@ -179,7 +179,6 @@ def render_ribs_and_pelvis(
     density: float,
 ) -> None:
     """Overlapping lower ribs (near T11-L1) and both iliac wings (near L4-S1), in place."""
-    h, w = bone.shape
     by_level = {v.level: v for v in spine}
     for _ in range(int(rng.integers(2, 5))):
         anchor = by_level[str(rng.choice(["T11", "T12", "L1"]))]
@@ -212,7 +211,6 @@ def render_ribs_and_pelvis(
         plate = np.clip((1.0 - r2) * 6.0, 0.0, 1.0)
         rim = _ridge((np.sqrt(r2) - 0.985) * ax, 4.0)
         bone[win] += density * (0.2 * plate + 0.15 * rim)
-    del h, w
 
 
 def soft_tissue(
