@@ -58,10 +58,19 @@ def make_tiny_dataset(
                     Image.fromarray(make_crop(label, size, rng)).save(out / rel)
                     rows.append(
                         {
-                            "crop_path": rel, "label": label, "level": "L1",
-                            "patient_id": f"p{i:05d}", "site": site, "split": split,
-                            "age": 70, "sex": "F", "source_image": f"img{i:05d}",
-                            "box_xmin": 10, "box_ymin": 10, "box_xmax": 60, "box_ymax": 50,
+                            "crop_path": rel,
+                            "label": label,
+                            "level": "L1",
+                            "patient_id": f"p{i:05d}",
+                            "site": site,
+                            "split": split,
+                            "age": 70,
+                            "sex": "F",
+                            "source_image": f"img{i:05d}",
+                            "box_xmin": 10,
+                            "box_ymin": 10,
+                            "box_xmax": 60,
+                            "box_ymax": 50,
                             "pixel_spacing_mm": 0.15,
                         }
                     )

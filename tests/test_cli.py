@@ -12,7 +12,9 @@ def test_help_lists_every_command(capsys):
 
 
 def test_console_script_version():
-    out = subprocess.run([sys.executable, "-m", "vcfnet", "--version"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "vcfnet", "--version"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "vcfnet" in out.stdout
 
 

@@ -5,7 +5,13 @@ from typing import Literal
 
 import pytest
 
-from vcfnet.config import add_config_arguments, build_config, config_to_dict, resolve_config, save_config
+from vcfnet.config import (
+    add_config_arguments,
+    build_config,
+    config_to_dict,
+    resolve_config,
+    save_config,
+)
 from vcfnet.errors import ConfigError
 
 

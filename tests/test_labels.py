@@ -6,9 +6,14 @@ from vcfnet.labels import parse_object_name
 
 @pytest.mark.parametrize(
     ("name", "label", "level"),
-    [("Acute", "acute", ""), ("acute", "acute", ""), ("Acute-L1", "acute", "L1"),
-     ("Chronic-T12", "chronic", "T12"), ("Pathologic-L4", "pathologic", "L4"),
-     ("PATHOLOGIC_l2", "pathologic", "L2")],
+    [
+        ("Acute", "acute", ""),
+        ("acute", "acute", ""),
+        ("Acute-L1", "acute", "L1"),
+        ("Chronic-T12", "chronic", "T12"),
+        ("Pathologic-L4", "pathologic", "L4"),
+        ("PATHOLOGIC_l2", "pathologic", "L2"),
+    ],
 )
 def test_parse_object_name(name, label, level):
     parsed = parse_object_name(name)

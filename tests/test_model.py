@@ -8,7 +8,9 @@ from vcfnet.model import build_model, load_checkpoint, save_checkpoint
 
 def test_checkpoint_round_trip(tmp_path):
     model = build_model()
-    h = save_checkpoint(tmp_path / "m.pt", model, preprocessing=Preprocessing(), config={"epochs": 1})
+    h = save_checkpoint(
+        tmp_path / "m.pt", model, preprocessing=Preprocessing(), config={"epochs": 1}
+    )
     ckpt = load_checkpoint(tmp_path / "m.pt")
     assert ckpt.model_hash == h and ckpt.class_names == ("acute", "chronic", "pathologic")
     x = torch.randn(2, 3, 64, 64)

@@ -20,15 +20,36 @@ log = logging.getLogger("vcfnet")
 
 #: name -> (module, one-line help), in pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("vcfnet.synth.cohort", "generate a synthetic multicenter cohort (DICOM + LabelImg XML)"),
-    "prepare": ("vcfnet.data.prepare", "turn radiographs + boxes into a de-identified, patient-split crop dataset"),
+    "synth": (
+        "vcfnet.synth.cohort",
+        "generate a synthetic multicenter cohort (DICOM + LabelImg XML)",
+    ),
+    "prepare": (
+        "vcfnet.data.prepare",
+        "turn radiographs + boxes into a de-identified, patient-split crop dataset",
+    ),
     "train": ("vcfnet.train", "train the ResNet-18 classifier on a prepared dataset"),
-    "evaluate": ("vcfnet.evaluate", "predict on prepared datasets and write the Table 2 / Figure 5 report"),
-    "metrics": ("vcfnet.evaluate", "the evaluation report from a predictions.csv (no model needed)"),
-    "compare": ("vcfnet.evaluate", "paired comparison of two models' predictions (DeLong, McNemar)"),
-    "predict": ("vcfnet.predict", "classify boxed vertebrae on radiographs or crops, with heatmaps"),
+    "evaluate": (
+        "vcfnet.evaluate",
+        "predict on prepared datasets and write the Table 2 / Figure 5 report",
+    ),
+    "metrics": (
+        "vcfnet.evaluate",
+        "the evaluation report from a predictions.csv (no model needed)",
+    ),
+    "compare": (
+        "vcfnet.evaluate",
+        "paired comparison of two models' predictions (DeLong, McNemar)",
+    ),
+    "predict": (
+        "vcfnet.predict",
+        "classify boxed vertebrae on radiographs or crops, with heatmaps",
+    ),
     "export": ("vcfnet.predict", "export a trained model to ONNX"),
-    "synth-readers": ("vcfnet.readers", "simulate radiologists' reads (trainee, competent, expert)"),
+    "synth-readers": (
+        "vcfnet.readers",
+        "simulate radiologists' reads (trainee, competent, expert)",
+    ),
     "readers": ("vcfnet.readers", "reader study: Table 3, Figure 6 and MRMC (Obuchowski-Rockette)"),
     "demo": ("vcfnet.demo", "run the whole multicenter study end to end on synthetic data"),
     "bench": ("vcfnet.bench", "benchmarks: prepare, synth, train, predict, metrics"),
@@ -51,7 +72,9 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
+        p = sub.add_parser(
+            name, help=help_text, description=help_text[0].upper() + help_text[1:] + "."
+        )
         if name == selected:
             mod = importlib.import_module(module)
             getattr(mod, f"add_{_func_name(name)}_arguments")(p)
@@ -60,7 +83,9 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 0 else logging.INFO)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,9 @@ CLASS_NAMES: tuple[str, ...] = ("acute", "chronic", "pathologic")
 #: Vertebral levels a lateral lumbar radiograph shows, cranial to caudal.
 LEVELS: tuple[str, ...] = ("T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1")
 
-_NAME_RE = re.compile(r"^\s*(?P<cls>[A-Za-z][A-Za-z _]*?)\s*(?:[-_ ]\s*(?P<level>[TLStls]\d{1,2}))?\s*$")
+_NAME_RE = re.compile(
+    r"^\s*(?P<cls>[A-Za-z][A-Za-z _]*?)\s*(?:[-_ ]\s*(?P<level>[TLStls]\d{1,2}))?\s*$"
+)
 
 
 @dataclass(frozen=True)

@@ -650,8 +650,8 @@ def build_report(result: ReaderStudyResult, figure_paths: list[Path]):
             "(triangle) and aided (star)",
             "Overall accuracy and sensitivity per reader and mode",
         )
-        for path, caption in zip(pngs, captions, strict=False):
-            report.figure(path, caption)
+        for i, (path, caption) in enumerate(zip(pngs, captions, strict=False)):
+            report.figure(path, caption, wide=i == 0)
     return report
 
 

@@ -6,11 +6,11 @@ from vcfnet.data.summary import cohort_table
 def test_cohort_table_counts_patients_once():
     df = pd.DataFrame(
         {
-            "label": ["acute", "chronic", "pathologic", "acute"],
-            "patient_id": ["a", "a", "b", "c"],
-            "split": ["train", "train", "train", "test"],
-            "age": [70, 70, 50, 80],
-            "sex": ["F", "F", "M", "F"],
+            "label": ["acute", "acute", "chronic", "pathologic"],
+            "patient_id": ["c", "a", "a", "b"],
+            "split": ["test", "train", "train", "train"],
+            "age": [80, 70, 70, 50],
+            "sex": ["F", "F", "F", "M"],
         }
     )
     t = cohort_table({"SITE1": df})

@@ -58,7 +58,7 @@ def test_write_read_round_trip(tmp_path):
 )
 def test_malformed_xml(tmp_path, text):
     (tmp_path / "c.xml").write_text(text)
-    with pytest.raises(InputError, match="c.xml"):
+    with pytest.raises(InputError, match=r"c\.xml"):
         read_voc(tmp_path / "c.xml")
 
 

@@ -39,9 +39,21 @@ def read_manifest(dataset_dir: Path | str, *, check_files: bool = True) -> pd.Da
     path = dataset_dir / MANIFEST_NAME
     if not path.is_file():
         raise InputError(f"{path} not found: is {dataset_dir} a dataset made by 'vcfnet prepare'?")
-    df = pd.read_csv(path, dtype={"level": str, "patient_id": str, "site": str, "sex": str,
-                                  "source_image": str, "crop_path": str, "label": str, "split": str},
-                     keep_default_na=False, na_values={"age": [""], "pixel_spacing_mm": [""]})
+    df = pd.read_csv(
+        path,
+        dtype={
+            "level": str,
+            "patient_id": str,
+            "site": str,
+            "sex": str,
+            "source_image": str,
+            "crop_path": str,
+            "label": str,
+            "split": str,
+        },
+        keep_default_na=False,
+        na_values={"age": [""], "pixel_spacing_mm": [""]},
+    )
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
         raise InputError(f"{path} lacks column(s) {', '.join(missing)}; re-run 'vcfnet prepare'")

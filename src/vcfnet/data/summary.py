@@ -19,11 +19,11 @@ def cohort_table(manifests: Mapping[str, pd.DataFrame], *, by_split: bool = True
     """
     rows = []
     for name, df in manifests.items():
-        groups = (
-            df.groupby("split", sort=False)
-            if by_split and df["split"].nunique() > 1
-            else [(None, df)]
-        )
+        if by_split and df["split"].nunique() > 1:
+            order = {split: i for i, split in enumerate(SPLITS)}
+            groups = sorted(df.groupby("split"), key=lambda g: order.get(g[0], len(order)))
+        else:
+            groups = [(None, df)]
         for split, part in groups:
             patients = part.drop_duplicates("patient_id")
             age = pd.to_numeric(patients["age"], errors="coerce")

@@ -50,9 +50,13 @@ def read_voc(path: Path | str) -> VocAnnotation:
     try:
         root = ET.parse(path).getroot()
     except (ET.ParseError, OSError) as exc:
-        raise InputError(f"{path}: not a readable Pascal VOC XML file ({exc}); re-save it in LabelImg") from exc
+        raise InputError(
+            f"{path}: not a readable Pascal VOC XML file ({exc}); re-save it in LabelImg"
+        ) from exc
     if root.tag != "annotation":
-        raise InputError(f"{path}: root element is <{root.tag}>, expected <annotation> (LabelImg Pascal VOC)")
+        raise InputError(
+            f"{path}: root element is <{root.tag}>, expected <annotation> (LabelImg Pascal VOC)"
+        )
     size = root.find("size")
 
     def _int_or_none(tag: str) -> int | None:
@@ -115,13 +119,19 @@ def voc_xml(
         ET.SubElement(obj, "difficult").text = "0"
         bnd = ET.SubElement(obj, "bndbox")
         for key, value in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True):
-            ET.SubElement(bnd, key).text = str(int(round(value)))
+            ET.SubElement(bnd, key).text = str(round(value))
     ET.indent(root, space="\t")
     return ET.tostring(root, encoding="unicode") + "\n"
 
 
-def write_voc(path: Path | str, filename: str, width: int, height: int,
-              objects: Sequence[tuple[str, tuple[float, float, float, float]]], **kwargs) -> Path:
+def write_voc(
+    path: Path | str,
+    filename: str,
+    width: int,
+    height: int,
+    objects: Sequence[tuple[str, tuple[float, float, float, float]]],
+    **kwargs,
+) -> Path:
     """Write LabelImg XML atomically (see ``voc_xml``)."""
     path = Path(path)
     atomic_write_text(path, voc_xml(filename, width, height, objects, **kwargs))

@@ -224,15 +224,16 @@ def build_demo_report(paths: DemoPaths, cfg: DemoConfig, roles: Mapping[str, str
             _reader_table(paths.readers / "readers.csv"),
             caption="Table 3 (percent; AUC as fraction)",
         )
-    for png, caption in (
+    for png, caption, wide in (
         (
             "figure6_roc_readers.png",
             "Figure 6: model ROC per class with each reader's operating point, unaided → aided",
+            True,
         ),
-        ("reader_accuracy_sensitivity.png", "Accuracy and sensitivity per reader and mode"),
+        ("reader_accuracy_sensitivity.png", "Accuracy and sensitivity per reader and mode", False),
     ):
         if (paths.readers / png).is_file():
-            report.figure(paths.readers / png, caption)
+            report.figure(paths.readers / png, caption, wide=wide)
     if (paths.readers / "mrmc.json").is_file():
         mrmc = json.loads((paths.readers / "mrmc.json").read_text())
         report.heading("Is the aided improvement real? MRMC analysis", level=3)

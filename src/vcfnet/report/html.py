@@ -34,6 +34,7 @@ caption { caption-side: top; text-align: left; font-weight: 600; padding: .3em 0
 figure { display: inline-block; margin: .5em 1em .5em 0; vertical-align: top; }
 figure img { max-width: 520px; border: 1px solid #eee; }
 figcaption { font-size: .9em; color: #444; max-width: 520px; }
+figure.wide img, figure.wide figcaption { max-width: 100%; }
 pre { background: #f6f8fa; padding: .6em; overflow-x: auto; }
 """
 
@@ -70,9 +71,12 @@ class Report:
         self.blocks.append(("table", (df.copy(), caption, digits)))
         return self
 
-    def figure(self, path: Path | str, caption: str = "") -> Report:
-        """A PNG figure (embedded in the HTML; linked relative to the output folder in Markdown)."""
-        self.blocks.append(("figure", (Path(path), caption)))
+    def figure(self, path: Path | str, caption: str = "", *, wide: bool = False) -> Report:
+        """A PNG figure (embedded in the HTML; linked relative to the output folder in Markdown).
+
+        ``wide`` lets a multi-panel figure use the page's full width instead of half of it.
+        """
+        self.blocks.append(("figure", (Path(path), caption, wide)))
         return self
 
     def code(self, text: str) -> Report:
@@ -113,10 +117,11 @@ class Report:
                     f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
                 )
             elif kind == "figure":
-                path, caption = payload
+                path, caption, wide = payload
                 data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+                css_class = ' class="wide"' if wide else ""
                 parts.append(
-                    f'<figure><img src="data:image/png;base64,{data}" alt="{esc(caption)}">'
+                    f'<figure{css_class}><img src="data:image/png;base64,{data}" alt="{esc(caption)}">'
                     f"<figcaption>{esc(caption)}</figcaption></figure>"
                 )
         parts.append("</body></html>")
@@ -146,7 +151,7 @@ class Report:
                     lines.append("| " + " | ".join(cells) + " |")
                 lines.append("")
             elif kind == "figure":
-                path, caption = payload
+                path, caption, _ = payload
                 link = Path(os.path.relpath(path, rel_dir)) if rel_dir is not None else path
                 lines += [f"![{caption}]({link.as_posix()})", "", f"*{caption}*", ""]
         return "\n".join(lines)
