@@ -52,7 +52,7 @@ class DemoConfig:
         metadata={"help": "cohort size relative to the paper (default 0.3; --quick 0.1)"},
     )
     epochs: int | None = field(
-        default=None, metadata={"help": "training epochs (default 20; --quick 6)"}
+        default=None, metadata={"help": "training epochs (default 20; --quick 12)"}
     )
     image_size: int | None = field(
         default=None, metadata={"help": "model input size, pixels (default 224; --quick 128)"}
@@ -89,7 +89,7 @@ class DemoConfig:
         return replace(
             self,
             scale=self.scale if self.scale is not None else (0.1 if quick else 0.3),
-            epochs=self.epochs if self.epochs is not None else (6 if quick else 20),
+            epochs=self.epochs if self.epochs is not None else (12 if quick else 20),
             image_size=self.image_size if self.image_size is not None else (128 if quick else 224),
             size=self.size or ("512x640" if quick else "1024x1280"),
         )
