@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vcfnet.stats.mrmc import jackknife_covariance, or_hillis, placement_values
-from vcfnet.stats.roc import delong_covariance
+from vcfnet.stats.mrmc import jackknife_covariance, or_hillis
+from vcfnet.stats.roc import delong_covariance, placement_values
 
 # University of Iowa OR-DBM MRMC 2.5 / MRMCaov, empirical AUC, jackknife covariance, RRRC.
 VANDYKE_JACKKNIFE = {

@@ -19,6 +19,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
+from vcfnet.stats.roc import delong_covariance, placement_values
+
 CovarianceMethod = Literal["delong", "jackknife"]
 
 
@@ -100,20 +102,6 @@ def _check_inputs(truth: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
     return y, x
 
 
-def placement_values(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Placement values of each positive (k, m) and negative (k, n) case, ties counting one half.
-
-    ``v10[s, i]`` = fraction of negatives scored below positive i by rater s; ``v01[s, j]`` =
-    fraction of positives scored above negative j. The empirical AUC is ``v10.mean(axis=1)``.
-    """
-    pos, neg = scores[:, y], scores[:, ~y]
-    m, n = pos.shape[1], neg.shape[1]
-    ranks = stats.rankdata(np.concatenate([pos, neg], axis=1), axis=1)
-    v10 = (ranks[:, :m] - stats.rankdata(pos, axis=1)) / n
-    v01 = 1.0 - (ranks[:, m:] - stats.rankdata(neg, axis=1)) / m
-    return v10, v01
-
-
 def jackknife_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Empirical AUCs (k,) and their case-jackknife covariance (k, k) of ``scores`` (k, cases).
 
@@ -136,8 +124,6 @@ def _auc_covariance(y: np.ndarray, flat: np.ndarray, cov: str) -> tuple[np.ndarr
     if cov == "jackknife":
         return jackknife_covariance(y, flat)
     if cov == "delong":
-        from vcfnet.stats.roc import delong_covariance
-
         aucs, matrix = delong_covariance(y.astype(int), flat)
         return np.asarray(aucs, dtype=float), np.atleast_2d(np.asarray(matrix, dtype=float))
     raise ValueError(f"cov must be 'delong' or 'jackknife', got {cov!r}")

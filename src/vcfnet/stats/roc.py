@@ -82,6 +82,21 @@ def check_binary(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
     return y, s
 
 
+def placement_values(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Placement values (midranks, ties one half) of positives (k, m) and negatives (k, n).
+
+    ``y`` bool (n_cases,), ``scores`` (k, n_cases). ``v10[s, i]`` = fraction of negatives scored
+    below positive i by rater s; ``v01[s, j]`` = fraction of positives scored above negative j.
+    The empirical AUC is ``v10.mean(axis=1)`` (Sun & Xu 2014).
+    """
+    pos, neg = scores[:, y], scores[:, ~y]
+    m, n = pos.shape[1], neg.shape[1]
+    ranks = stats.rankdata(np.concatenate([pos, neg], axis=1), axis=1)
+    v10 = (ranks[:, :m] - stats.rankdata(pos, axis=1)) / n
+    v01 = 1.0 - (ranks[:, m:] - stats.rankdata(neg, axis=1)) / m
+    return v10, v01
+
+
 def delong_covariance(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
     """AUCs (k,) and their DeLong covariance matrix (k, k) for k score vectors ``scores`` (k, n).
 
@@ -89,14 +104,9 @@ def delong_covariance(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
     """
     y, s = check_binary(y_true, scores)
     s = np.atleast_2d(s)
-    pos, neg = s[:, y], s[:, ~y]
-    m, n = pos.shape[1], neg.shape[1]
-    tx = stats.rankdata(pos, axis=1)  # midranks among positives
-    ty = stats.rankdata(neg, axis=1)  # midranks among negatives
-    tz = stats.rankdata(np.concatenate([pos, neg], axis=1), axis=1)
-    aucs = tz[:, :m].sum(axis=1) / (m * n) - (m + 1.0) / (2.0 * n)
-    v10 = (tz[:, :m] - tx) / n  # per positive: fraction of negatives below (ties 1/2)
-    v01 = 1.0 - (tz[:, m:] - ty) / m  # per negative: fraction of positives above (ties 1/2)
+    v10, v01 = placement_values(y, s)
+    m, n = v10.shape[1], v01.shape[1]
+    aucs = v10.mean(axis=1)
     s10 = np.atleast_2d(np.cov(v10)) if m > 1 else np.zeros((s.shape[0], s.shape[0]))
     s01 = np.atleast_2d(np.cov(v01)) if n > 1 else np.zeros((s.shape[0], s.shape[0]))
     return aucs, s10 / m + s01 / n
