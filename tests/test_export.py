@@ -1,9 +1,12 @@
+import contextlib
+import io
 import json
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
 
 import vcfnet
 from tests.predict_fixtures import make_run_dir
@@ -91,3 +94,77 @@ def test_onnx_errors(exported, tmp_path, capsys):
         == 2
     )
     assert "--heatmap needs" in capsys.readouterr().err
+
+
+def brightness_crops(seed: int, n: int = 32) -> tuple[list[np.ndarray], np.ndarray]:
+    """Gray crops of varying size in three brightness groups (the class) with noise."""
+    rng = np.random.default_rng(seed)
+    classes = np.arange(n) % 3
+    crops = [
+        np.clip(
+            rng.normal(60 + 70 * k, 25, (rng.integers(70, 100), rng.integers(60, 90))), 0, 255
+        ).astype(np.uint8)
+        for k in classes
+    ]
+    return crops, classes
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory):
+    """A tiny ResNet-18 whose last layer is fitted (logistic regression on pooled features) to
+    tell three brightness groups apart, so its top-1 has margins like a trained model's (a
+    random-weight head ties classes, which int8 rounding flips); its int8 export via the CLI."""
+    from PIL import Image
+    from sklearn.linear_model import LogisticRegression
+
+    from tests.predict_fixtures import TINY_PREPROCESSING as pre
+    from vcfnet.data.transforms import normalize_batch, stack_crops
+    from vcfnet.model import build_model
+
+    tmp = tmp_path_factory.mktemp("int8")
+    crops, classes = brightness_crops(0)
+    torch.manual_seed(3)
+    model = build_model().eval()
+    pooled = {}
+    hook = model.avgpool.register_forward_hook(lambda _m, _i, o: pooled.__setitem__("f", o))
+    with torch.inference_mode():
+        model(normalize_batch(stack_crops(crops, pre.image_size), pre))
+    hook.remove()
+    fit = LogisticRegression(max_iter=2000).fit(pooled["f"].flatten(1).numpy(), classes)
+    with torch.no_grad():
+        model.fc.weight.copy_(torch.from_numpy(fit.coef_).float())
+        model.fc.bias.copy_(torch.from_numpy(fit.intercept_).float())
+    run = make_run_dir(tmp / "run", model=model)
+    (tmp / "calib" / "sub").mkdir(parents=True)  # searched recursively
+    for i, crop in enumerate(crops):
+        Image.fromarray(crop).save(tmp / "calib" / "sub" / f"{i:02d}.png")
+    out = tmp / "model_int8.onnx"
+    args = ["export", "--model", str(run), "--out", str(out), "--quantize", "int8"]
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert main([*args, "--calibration", str(tmp / "calib")]) == 0
+    return run, out, printed.getvalue()
+
+
+def test_int8_export_keeps_metadata_and_agrees_with_pytorch(quantized):
+    from vcfnet.predict import onnx_agreement
+
+    run, out, printed = quantized
+    assert "int8" in printed and "top-1 agreement" in printed
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    ckpt = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert meta["vcfnet.quantized"] == "int8"
+    assert meta["vcfnet.model_hash"] == ckpt.model_hash
+    assert Preprocessing.from_dict(json.loads(meta["vcfnet.preprocessing"])) == ckpt.preprocessing
+    model = vcfnet.load_model(out)
+    assert model.info.runtime == "onnxruntime-int8"
+    assert model.class_names == tuple(CLASS_NAMES)
+    assert any("QuantizeLinear" in node.op_type for node in onnx.load(str(out)).graph.node)
+    delta, agreement = onnx_agreement(run, out, brightness_crops(1)[0])  # unseen crops
+    assert agreement >= 0.9 and delta < 0.1
+
+
+def test_quantize_needs_calibration(tmp_path, capsys):
+    args = ["export", "--model", str(tmp_path), "--out", str(tmp_path / "m.onnx")]
+    assert main([*args, "--quantize", "int8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--calibration" in err and len(err.splitlines()) == 1

@@ -272,5 +272,8 @@ def test_bench_predict_runs_at_tiny_size():
         "vcfnet_onnx_img_s",
         "load_s",
         "vcfnet_onnx_p50_ms",
+        "vcfnet_onnx_int8_img_s",
+        "vcfnet_onnx_int8_p50_speedup",
     ):
         assert results[key] > 0
+    assert 0 <= results["onnx_int8_top1_agreement"] <= 1

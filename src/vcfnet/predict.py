@@ -40,6 +40,8 @@ ONNX_FORMAT = "vcfnet-onnx-v1"
 #: ONNX graph input / outputs written by ``export_onnx``.
 ONNX_INPUT = "image"
 ONNX_OUTPUTS = ("logits", "probabilities")
+#: metadata key of an int8-quantized export (value "int8")
+QUANTIZED_KEY = "vcfnet.quantized"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -53,7 +55,7 @@ class ModelInfo:
     name: str
     version: str
     hash: str
-    runtime: str  # "pytorch" | "onnxruntime"
+    runtime: str  # "pytorch" | "onnxruntime" | "onnxruntime-int8"
     class_names: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -343,7 +345,7 @@ class OnnxPredictor(Predictor):
             name=meta.get("vcfnet.name", path.stem),
             version=meta.get("vcfnet.version", ""),
             hash=meta.get("vcfnet.model_hash", ""),
-            runtime="onnxruntime",
+            runtime="onnxruntime-int8" if meta.get(QUANTIZED_KEY) == "int8" else "onnxruntime",
             class_names=tuple(json.loads(meta["vcfnet.class_names"])),
         )
 
@@ -498,6 +500,102 @@ def export_onnx(checkpoint_path: Path | str, out: Path | str, *, opset: int = 18
     return out
 
 
+def quantize_onnx(
+    onnx_path: Path | str,
+    out: Path | str,
+    calibration_crops: Sequence[np.ndarray],
+    *,
+    batch_size: int = 8,
+) -> Path:
+    """Static int8 quantization (QDQ; weights int8 per channel, activations uint8) of a vcfnet
+    ONNX export. Activation ranges are calibrated on ``calibration_crops`` (uint8, any size)
+    preprocessed as the model's metadata says; the vcfnet metadata is kept, plus
+    ``vcfnet.quantized = "int8"``. On AVX-512 VNNI CPUs the result runs ~3x faster than fp32."""
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from vcfnet.io.atomic import atomic_path
+
+    onnx_path = Path(onnx_path)
+    source = OnnxPredictor(onnx_path)  # CheckpointError unless a vcfnet export
+    if source.info.runtime != "onnxruntime":
+        raise CheckpointError(f"{onnx_path} is already quantized; quantize the fp32 export")
+    if not len(calibration_crops):
+        raise InputError("no calibration crops; pass --calibration DATASET_DIR or a crop folder")
+    pre = source.preprocessing
+    x = normalize_batch(stack_crops(list(calibration_crops), pre.image_size), pre).numpy()
+
+    class Batches(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(
+                [{ONNX_INPUT: x[i : i + batch_size]} for i in range(0, len(x), batch_size)]
+            )
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    metadata = dict(source.session.get_modelmeta().custom_metadata_map)
+    with tempfile.TemporaryDirectory(prefix="vcfnet-quantize-") as tmp:
+        prepared, quantized = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
+        try:
+            quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
+            quantize_static(
+                str(prepared),
+                str(quantized),
+                Batches(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+            )
+        except Exception as exc:  # onnxruntime raises many types
+            raise CheckpointError(
+                f"int8 quantization of {onnx_path} failed: {first_line(exc)}; "
+                "re-export it with 'vcfnet export' and retry"
+            ) from exc
+        model_proto = onnx.load(str(quantized))
+    props = {p.key: p.value for p in model_proto.metadata_props}
+    props.update(metadata)
+    props[QUANTIZED_KEY] = "int8"
+    del model_proto.metadata_props[:]
+    for key, value in props.items():
+        entry = model_proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    with atomic_path(out) as tmp_out:
+        onnx.save_model(model_proto, str(tmp_out))
+    return Path(out)
+
+
+def calibration_crops(path: Path | str, n: int = 64) -> list[np.ndarray]:
+    """The first ``n`` crops of a prepared DATASET_DIR (train/val rows of its manifest) or of a
+    folder of crop images (recursive), as uint8 gray arrays."""
+    from vcfnet.data.manifest import MANIFEST_NAME, read_manifest
+    from vcfnet.io.images import read_radiograph
+
+    path = Path(path)
+    if (path / MANIFEST_NAME).is_file():
+        df = read_manifest(path)
+        files = [path / p for p in df.loc[df["split"].isin(["train", "val"]), "crop_path"]]
+        if not files:
+            raise InputError(f"--calibration {path}: the manifest has no train/val crops")
+    elif path.is_dir():
+        files = find_crop_files([path])
+    else:
+        raise InputError(
+            f"--calibration {path}: not a folder; pass a DATASET_DIR (vcfnet prepare) "
+            "or a folder of crop images"
+        )
+    return [read_radiograph(f).pixels for f in files[:n]]
+
+
 @dataclass
 class ExportConfig:
     """Options of ``vcfnet export``."""
@@ -513,6 +611,16 @@ class ExportConfig:
     check: bool = field(
         default=True, metadata={"help": "compare the export with PyTorch on random crops"}
     )
+    quantize: Literal["none", "int8"] = field(
+        default="none", metadata={"help": "int8: static int8 quantization (faster on CPU)"}
+    )
+    calibration: Path | None = field(
+        default=None,
+        metadata={
+            "help": "crops for --quantize int8: DATASET_DIR or a folder of crop images (first 64)",
+            "metavar": "PATH",
+        },
+    )
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -525,6 +633,8 @@ def run_export(args: argparse.Namespace) -> int:
         raise ConfigError("export needs --model RUN_DIR and --out FILE.onnx")
     if cfg.opset < 17:
         raise ConfigError(f"--opset {cfg.opset} is too old; use 17 or newer")
+    if cfg.quantize == "int8":
+        return _export_int8(cfg)
     out = export_onnx(cfg.model, cfg.out, opset=cfg.opset)
     message = f"wrote {out}"
     if cfg.check:
@@ -538,6 +648,49 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_int8(cfg: ExportConfig) -> int:
+    """``vcfnet export --quantize int8``: fp32 export to a temp file, then ``quantize_onnx``."""
+    import tempfile
+
+    if cfg.calibration is None:
+        raise ConfigError(
+            "--quantize int8 needs --calibration DATASET_DIR (or a folder of crop images) "
+            "to measure activation ranges on"
+        )
+    crops = calibration_crops(cfg.calibration)
+    with tempfile.TemporaryDirectory(prefix="vcfnet-export-") as tmp:
+        fp32 = export_onnx(cfg.model, Path(tmp) / "model.onnx", opset=cfg.opset)
+        out = quantize_onnx(fp32, cfg.out, crops)
+    message = f"wrote {out} (int8)"
+    if cfg.check:
+        delta, agreement = onnx_agreement(cfg.model, out, crops)
+        message = (
+            f"wrote {out} (int8; vs PyTorch fp32 on {len(crops)} calibration crops: "
+            f"max |Δp| {delta:.3f}, top-1 agreement {agreement:.1%})"
+        )
+        if agreement < 0.9:
+            raise CheckpointError(
+                f"{out}: int8 top-1 agreement with PyTorch is {agreement:.1%} (< 90%); "
+                "calibrate on more representative crops or export without --quantize"
+            )
+    print(message)
+    return 0
+
+
+def onnx_agreement(
+    model_path: Path | str, onnx_path: Path | str, crops: Sequence[np.ndarray]
+) -> tuple[float, float]:
+    """(max |Δp|, top-1 agreement) of the ONNX file vs the PyTorch checkpoint in fp32 on crops."""
+    p_torch = load_model(model_path, device="cpu", precision="fp32").predict_crops(crops)
+    p_onnx = load_model(onnx_path).predict_crops(crops)
+    return _agreement(p_torch, p_onnx)
+
+
+def _agreement(p_ref: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """(max |Δp|, fraction of rows with the same argmax)."""
+    return float(np.abs(p_ref - p).max()), float((p_ref.argmax(1) == p.argmax(1)).mean())
+
+
 def onnx_parity(
     model_path: Path | str, onnx_path: Path | str, *, n: int = 32, seed: int = 0
 ) -> float:
@@ -547,7 +700,7 @@ def onnx_parity(
     onnx_model = load_model(onnx_path)
     size = torch_model.preprocessing.cache_size
     crops = [rng.integers(0, 256, (size, int(size * 0.8)), dtype=np.uint8) for _ in range(n)]
-    return float(np.abs(torch_model.predict_crops(crops) - onnx_model.predict_crops(crops)).max())
+    return _agreement(torch_model.predict_crops(crops), onnx_model.predict_crops(crops))[0]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -904,7 +1057,8 @@ def _interleaved_timings(
 
 def bench_predict(args: argparse.Namespace) -> dict:
     """Reference (authors' notebook: fp32 eager, PIL + torchvision per image) vs vcfnet (bf16 +
-    channels_last via ``vcfnet.device``; onnxruntime) on the same crops read from PNG files:
+    channels_last via ``vcfnet.device``; onnxruntime fp32 and int8, the int8 model calibrated on
+    the first 64 crops and compared with fp32 PyTorch) on the same crops read from PNG files:
     images/s in batches, batch-1 images/s, single-crop latency p50/p95, model load time."""
     import tempfile
 
@@ -942,14 +1096,26 @@ def bench_predict(args: argparse.Namespace) -> dict:
         start = time.perf_counter()
         onnx = load_model(tmp_path / "model.onnx", batch_size=batch_size)
         results["load_onnx_s"] = time.perf_counter() - start
+        from vcfnet.io.images import read_radiograph
+
+        crops = [read_radiograph(f).pixels for f in files]
+        start = time.perf_counter()
+        quantize_onnx(tmp_path / "model.onnx", tmp_path / "model_int8.onnx", crops[:64])
+        results["quantize_int8_s"] = time.perf_counter() - start
+        onnx_int8 = load_model(tmp_path / "model_int8.onnx", batch_size=batch_size)
+        fp32 = load_model(tmp_path / "model.pt", device="cpu", precision="fp32")
+        results["onnx_int8_max_abs_dp"], results["onnx_int8_top1_agreement"] = _agreement(
+            fp32.predict_crops(crops), onnx_int8.predict_crops(crops)
+        )
         results["vcfnet_precision"] = fast.precision.name
         paths = {
             "reference": lambda fs: _reference_predict(reference, transform, fs),
             "vcfnet_torch": fast.predict_crop_files,
             "vcfnet_onnx": onnx.predict_crop_files,
+            "vcfnet_onnx_int8": onnx_int8.predict_crop_files,
         }
         results.update(_interleaved_timings(paths, files, batch_size, latency_n))
-    for prefix in ("vcfnet_torch", "vcfnet_onnx"):
+    for prefix in ("vcfnet_torch", "vcfnet_onnx", "vcfnet_onnx_int8"):
         results[f"{prefix}_speedup"] = results[f"{prefix}_img_s"] / results["reference_img_s"]
         results[f"{prefix}_p50_speedup"] = results["reference_p50_ms"] / results[f"{prefix}_p50_ms"]
         results[f"{prefix}_cpu_speedup"] = (
