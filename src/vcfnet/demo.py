@@ -192,7 +192,7 @@ def _split_option(cohort_dir: Path, site: str) -> str:
     return f"{train / (train + test):g}"
 
 
-def run_synth(cfg: DemoConfig, paths: DemoPaths) -> None:
+def step_synth(cfg: DemoConfig, paths: DemoPaths) -> None:
     from vcfnet.synth.cohort import SynthConfig, generate_cohort
 
     generate_cohort(
@@ -202,7 +202,7 @@ def run_synth(cfg: DemoConfig, paths: DemoPaths) -> None:
     )
 
 
-def run_prepare(cfg: DemoConfig, paths: DemoPaths) -> None:
+def step_prepare(cfg: DemoConfig, paths: DemoPaths) -> None:
     from vcfnet.data.prepare import PrepareConfig, prepare_dataset
 
     for site in _site_roles(paths.cohort):
@@ -230,7 +230,7 @@ def _development_site(paths: DemoPaths) -> str:
     return dev[0]
 
 
-def run_train(cfg: DemoConfig, paths: DemoPaths) -> None:
+def step_train(cfg: DemoConfig, paths: DemoPaths) -> None:
     from vcfnet.train import TrainConfig, train
 
     resume = (paths.run / "checkpoints" / "last.pt").is_file()
@@ -247,7 +247,7 @@ def run_train(cfg: DemoConfig, paths: DemoPaths) -> None:
     )
 
 
-def run_evaluate(cfg: DemoConfig, paths: DemoPaths) -> None:
+def step_evaluate(cfg: DemoConfig, paths: DemoPaths) -> None:
     from vcfnet.evaluate import evaluate_model
 
     sites = list(_site_roles(paths.cohort))
@@ -269,7 +269,7 @@ def _reader_truth(paths: DemoPaths) -> pd.DataFrame:
     return predictions[predictions["site"].isin(external)].reset_index(drop=True)
 
 
-def run_synth_readers(cfg: DemoConfig, paths: DemoPaths) -> None:
+def step_synth_readers(cfg: DemoConfig, paths: DemoPaths) -> None:
     from vcfnet.readers import write_simulated_reads
 
     write_simulated_reads(
@@ -277,7 +277,7 @@ def run_synth_readers(cfg: DemoConfig, paths: DemoPaths) -> None:
     )
 
 
-def run_readers(cfg: DemoConfig, paths: DemoPaths) -> None:
+def step_readers(cfg: DemoConfig, paths: DemoPaths) -> None:
     from vcfnet.readers import run_reader_study
 
     reads = pd.read_csv(paths.reads, keep_default_na=False)
@@ -286,7 +286,7 @@ def run_readers(cfg: DemoConfig, paths: DemoPaths) -> None:
     run_reader_study(truth, reads, paths.readers, simulated=True)
 
 
-def run_report(cfg: DemoConfig, paths: DemoPaths) -> None:
+def step_report(cfg: DemoConfig, paths: DemoPaths) -> None:
     from vcfnet.report.demo_report import build_demo_report
 
     build_demo_report(paths, cfg, _site_roles(paths.cohort)).write(paths.root, stem="report")
@@ -308,37 +308,40 @@ def plan_steps(cfg: DemoConfig, paths: DemoPaths) -> list[Step]:
             "synth",
             "generate the synthetic four-hospital cohort",
             synth,
-            lambda: run_synth(cfg, paths),
+            lambda: step_synth(cfg, paths),
         ),
         Step(
             "prepare",
             "crop, pseudonymise and split each site by patient",
             prepare,
-            lambda: run_prepare(cfg, paths),
+            lambda: step_prepare(cfg, paths),
         ),
         Step(
-            "train", "train ResNet-18 on the development site", train, lambda: run_train(cfg, paths)
+            "train",
+            "train ResNet-18 on the development site",
+            train,
+            lambda: step_train(cfg, paths),
         ),
         Step(
             "evaluate",
             "validate on the internal test set, external sites and prospective set",
             train,
-            lambda: run_evaluate(cfg, paths),
+            lambda: step_evaluate(cfg, paths),
         ),
         Step(
             "synth-readers",
             "simulate three radiologists, unaided and aided",
             readers,
-            lambda: run_synth_readers(cfg, paths),
+            lambda: step_synth_readers(cfg, paths),
         ),
         Step(
             "readers",
             "analyse the reader study (Table 3, Figure 6, MRMC)",
             readers,
-            lambda: run_readers(cfg, paths),
+            lambda: step_readers(cfg, paths),
         ),
         Step(
-            "report", "write the report", {**readers, "report": 1}, lambda: run_report(cfg, paths)
+            "report", "write the report", {**readers, "report": 1}, lambda: step_report(cfg, paths)
         ),
     ]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from vcfnet.config import add_config_arguments, config_to_dict, resolve_config
 from vcfnet.errors import ConfigError, InputError
 from vcfnet.io.atomic import atomic_path, atomic_write_text
 from vcfnet.labels import CLASS_NAMES
+from vcfnet.report import json_safe
 
 log = logging.getLogger(__name__)
 
@@ -207,20 +207,6 @@ def write_predictions(df: pd.DataFrame, path: Path | str) -> Path:
 def _label_indices(labels: pd.Series) -> np.ndarray:
     index = {c: i for i, c in enumerate(CLASS_NAMES)}
     return labels.map(index).to_numpy(dtype=int)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return None if not math.isfinite(float(value)) else float(value)
-    return value
 
 
 def _slug(name: str) -> str:
@@ -406,7 +392,7 @@ def write_metrics_report(
         "columns": ["site", *TABLE_COLUMNS],
         "sites": site_json,
     }
-    atomic_write_text(out_dir / "metrics.json", json.dumps(_json_safe(summary), indent=2) + "\n")
+    atomic_write_text(out_dir / "metrics.json", json.dumps(json_safe(summary), indent=2) + "\n")
     report.write(out_dir)
     log.info("wrote metrics for %d site(s), %d cases to %s", len(sites), len(df), out_dir)
     return metrics
@@ -414,17 +400,6 @@ def write_metrics_report(
 
 # --------------------------------------------------------------------------------------------
 # model evaluation
-def resolve_model_path(model: Path | str) -> Path:
-    """RUN_DIR -> RUN_DIR/checkpoints/best.pt; a file is returned as is."""
-    model = Path(model)
-    if model.is_dir():
-        best = model / "checkpoints" / "best.pt"
-        if not best.is_file():
-            raise InputError(f"{model} is a folder without checkpoints/best.pt; pass a .pt file")
-        return best
-    return model
-
-
 def predict_dataset(
     checkpoint,
     dataset_dir: Path | str,
@@ -508,6 +483,7 @@ def evaluate_model(
     Returns the metrics table (see write_metrics_report).
     """
     from vcfnet.model import load_checkpoint
+    from vcfnet.predict import resolve_model_path
 
     if not data_dirs:
         raise InputError("no dataset given: pass --data DATASET_DIR [DATASET_DIR ...]")
@@ -614,7 +590,7 @@ def write_comparison(
             "predictions_a": str(path_a), "predictions_b": str(path_b), "level": level}  # fmt: skip
     payload = {"provenance": info, "auc_tests": auc.to_dict(orient="records"),
                "mcnemar_tests": mc.to_dict(orient="records")}  # fmt: skip
-    atomic_write_text(out_dir / "compare.json", json.dumps(_json_safe(payload), indent=2) + "\n")
+    atomic_write_text(out_dir / "compare.json", json.dumps(json_safe(payload), indent=2) + "\n")
     report = Report("vcfnet compare: model A vs model B")
     report.bullets([f"{k}: {v}" for k, v in info.items()])
     report.paragraph(

@@ -27,6 +27,7 @@ from vcfnet.config import add_config_arguments, resolve_config
 from vcfnet.errors import ConfigError, InputError
 from vcfnet.io.atomic import atomic_path, atomic_write_text
 from vcfnet.labels import CLASS_NAMES
+from vcfnet.report import json_safe
 
 log = logging.getLogger(__name__)
 
@@ -487,17 +488,6 @@ def mrmc_by_class(
 # --------------------------------------------------------------------------------------------
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN/inf -> None, recursively, so that mrmc.json is strict JSON."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 def plot_figure6(truth: Truth, reads: Reads, table: pd.DataFrame, stem: Path) -> list[Path]:
     """Figure 6: per class, the model's ROC with each reader's operating point, unaided -> aided.
 
@@ -686,7 +676,7 @@ def run_reader_study(
         with atomic_path(out_dir / name) as tmp:
             df.assign(simulated=simulated).to_csv(tmp, index=False)
         result.files.append(out_dir / name)
-    atomic_write_text(out_dir / "mrmc.json", json.dumps(_json_safe(mrmc), indent=2) + "\n")
+    atomic_write_text(out_dir / "mrmc.json", json.dumps(json_safe(mrmc), indent=2) + "\n")
     result.files.append(out_dir / "mrmc.json")
 
     figure_paths: list[Path] = []
