@@ -225,6 +225,24 @@ def test_unreadable_image_and_foreign_class_names(run_dir, tmp_path):
     )
 
 
+def test_crop_files_are_decoded_in_parallel_but_kept_in_order(run_dir, tmp_path):
+    rng = np.random.default_rng(3)
+    crops = [rng.integers(0, 256, (50 + 7 * i, 60), dtype=np.uint8) for i in range(9)]
+    files = []
+    for i, crop in enumerate(crops):
+        files.append(tmp_path / f"{i}.png")
+        Image.fromarray(crop).save(files[-1])
+    model = vcfnet.load_model(run_dir, precision="fp32", batch_size=4)
+    results = model.predict_crop_files(files)
+    expected = model.predict_crops(crops)
+    assert [r.source for r in results] == [str(f) for f in files]
+    got = np.array([list(r.boxes[0].probabilities.values()) for r in results])
+    assert np.allclose(got, expected, atol=1e-6)
+    (tmp_path / "4.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.raises(InputError, match=r"4\.png"):
+        model.predict_crop_files(files)
+
+
 def test_batchnorm_folding_keeps_outputs_and_layer_names():
     from vcfnet.predict import fold_batchnorm
 
@@ -274,6 +292,7 @@ def test_bench_predict_runs_at_tiny_size():
         "vcfnet_onnx_p50_ms",
         "vcfnet_onnx_int8_img_s",
         "vcfnet_onnx_int8_p50_speedup",
+        "onnx_int8_model_only_img_s",
     ):
         assert results[key] > 0
     assert 0 <= results["onnx_int8_top1_agreement"] <= 1

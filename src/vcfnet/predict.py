@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,7 @@ from vcfnet.data.transforms import (
     Box,
     Preprocessing,
     make_cache_crop,
+    normalize_array,
     normalize_batch,
     stack_crops,
     to_gray_uint8,
@@ -143,6 +145,19 @@ def box_predictions(
 # predictors
 
 
+def read_crop_files(paths: Sequence[Path]) -> list[np.ndarray]:
+    """Pixels of each file, decoded on a few threads (Pillow releases the GIL while it decodes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vcfnet.io.images import read_radiograph
+
+    workers = min(len(paths), os.cpu_count() or 1, 8)
+    if workers < 2:
+        return [read_radiograph(p).pixels for p in paths]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda p: read_radiograph(p).pixels, paths))
+
+
 def as_gray_image(image) -> tuple[np.ndarray, str, str]:
     """(uint8 (H, W) pixels, source name, patient pseudonym) from a path or an array."""
     if isinstance(image, str | Path):
@@ -220,12 +235,10 @@ class Predictor:
 
     def predict_crop_files(self, paths: Sequence[Path | str]) -> list[ImagePrediction]:
         """One prediction per pre-cut crop file; its label is its folder's class name, if any."""
-        from vcfnet.io.images import read_radiograph
-
         results: list[ImagePrediction] = []
         for start in range(0, len(paths), self.batch_size):
             chunk = [Path(p) for p in paths[start : start + self.batch_size]]
-            probs = self.predict_crops([read_radiograph(p).pixels for p in chunk])
+            probs = self.predict_crops(read_crop_files(chunk))
             for path, row in zip(chunk, probs, strict=True):
                 label = label_from_folder(path, self.class_names)
                 boxes = box_predictions(row[None], self.class_names, [None], [label])
@@ -325,6 +338,10 @@ class OnnxPredictor(Predictor):
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # Worker threads that spin after each run keep the cores busy and slow whatever runs next
+        # (decoding, another model, a web server); on a small CPU that costs more than it saves.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]
@@ -355,7 +372,7 @@ class OnnxPredictor(Predictor):
             batch = stack_crops(
                 list(crops[start : start + self.batch_size]), self.preprocessing.image_size
             )
-            x = normalize_batch(batch, self.preprocessing).numpy()
+            x = normalize_array(batch, self.preprocessing)
             (probs,) = self.session.run([ONNX_OUTPUTS[1]], {ONNX_INPUT: x})
             out.append(probs.astype(np.float64))
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)))
@@ -531,7 +548,7 @@ def quantize_onnx(
     if not len(calibration_crops):
         raise InputError("no calibration crops; pass --calibration DATASET_DIR or a crop folder")
     pre = source.preprocessing
-    x = normalize_batch(stack_crops(list(calibration_crops), pre.image_size), pre).numpy()
+    x = normalize_array(stack_crops(list(calibration_crops), pre.image_size), pre)
 
     class Batches(CalibrationDataReader):
         def __init__(self):
@@ -1055,11 +1072,24 @@ def _interleaved_timings(
     return results
 
 
+def _model_only_img_s(predictor: OnnxPredictor, crops: Sequence[np.ndarray], repeats: int) -> float:
+    """images/s of the onnxruntime session alone on one ready batch: the ceiling of that path."""
+    x = normalize_array(
+        stack_crops(list(crops), predictor.preprocessing.image_size), predictor.preprocessing
+    )
+    predictor.session.run([ONNX_OUTPUTS[1]], {ONNX_INPUT: x})
+    start = time.perf_counter()
+    for _ in range(repeats):
+        predictor.session.run([ONNX_OUTPUTS[1]], {ONNX_INPUT: x})
+    return repeats * len(x) / (time.perf_counter() - start)
+
+
 def bench_predict(args: argparse.Namespace) -> dict:
     """Reference (authors' notebook: fp32 eager, PIL + torchvision per image) vs vcfnet (bf16 +
     channels_last via ``vcfnet.device``; onnxruntime fp32 and int8, the int8 model calibrated on
     the first 64 crops and compared with fp32 PyTorch) on the same crops read from PNG files:
-    images/s in batches, batch-1 images/s, single-crop latency p50/p95, model load time."""
+    images/s in batches, batch-1 images/s, single-crop latency p50/p95, model load time, and the
+    int8 session alone on a ready batch (no decoding or resizing: the most that path can give)."""
     import tempfile
 
     import torch
@@ -1115,6 +1145,12 @@ def bench_predict(args: argparse.Namespace) -> dict:
             "vcfnet_onnx_int8": onnx_int8.predict_crop_files,
         }
         results.update(_interleaved_timings(paths, files, batch_size, latency_n))
+        results["onnx_int8_model_only_img_s"] = _model_only_img_s(
+            onnx_int8, crops[:batch_size], repeats=max(1, n // batch_size)
+        )
+    results["onnx_int8_model_only_speedup"] = (
+        results["onnx_int8_model_only_img_s"] / results["reference_img_s"]
+    )
     for prefix in ("vcfnet_torch", "vcfnet_onnx", "vcfnet_onnx_int8"):
         results[f"{prefix}_speedup"] = results[f"{prefix}_img_s"] / results["reference_img_s"]
         results[f"{prefix}_p50_speedup"] = results["reference_p50_ms"] / results[f"{prefix}_p50_ms"]

@@ -6,6 +6,7 @@ from vcfnet.data.transforms import (
     crop_box,
     expand_box,
     make_cache_crop,
+    normalize_array,
     normalize_batch,
     stack_crops,
 )
@@ -40,3 +41,13 @@ def test_cache_crop_and_model_input():
     x = normalize_batch(batch, pre)
     assert tuple(x.shape) == (2, 3, 32, 32)
     assert abs(float(x[0, 0].mean()) - ((crop.mean() / 255 - 0.485) / 0.229)) < 0.1
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_numpy_normalisation_equals_torch(channels):
+    pre = Preprocessing(channels=channels)
+    batch = np.random.default_rng(0).integers(0, 256, (3, 40, 40), dtype=np.uint8)
+    x = normalize_array(batch, pre)
+    assert x.dtype == np.float32 and x.shape == (3, channels, 40, 40)
+    assert np.array_equal(x, normalize_batch(batch, pre).numpy())
+    assert np.array_equal(normalize_array(batch[:, None], pre), x)

@@ -3,7 +3,8 @@
 Pipeline for one boxed vertebra on a display-ready radiograph (uint8, bone bright):
 ``crop_box`` (box + relative margin, clipped) -> ``resize_long_side`` (the cached crop, stored as
 8-bit PNG) -> ``resize_square`` (model size, as the paper: plain resize to 224x224) ->
-``normalize_batch`` (gray replicated to 3 channels, ImageNet mean/std).
+``normalize_batch`` (gray replicated to 3 channels, ImageNet mean/std; ``normalize_array`` is the
+same in NumPy, for onnxruntime).
 """
 
 from __future__ import annotations
@@ -118,14 +119,32 @@ def stack_crops(crops: Sequence[np.ndarray], size: int) -> np.ndarray:
     return out
 
 
+def _mean_std(pre: Preprocessing) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (1, C, 1, 1) mean and std for ``pre.channels`` channels."""
+    shape = (1, pre.channels, 1, 1)
+    mean = np.asarray(pre.mean[: pre.channels], dtype=np.float32).reshape(shape)
+    return mean, np.asarray(pre.std[: pre.channels], dtype=np.float32).reshape(shape)
+
+
 def normalize_batch(batch, pre: Preprocessing):
-    """uint8 tensor (N, H, W) or (N, 1, H, W) -> float32 (N, C, H, W) normalised with mean/std."""
+    """uint8 tensor (N, H, W) or (N, 1, H, W) -> float32 tensor (N, C, H, W) normalised with mean/std."""
     import torch
 
     x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.asarray(batch))
     if x.ndim == 3:
         x = x.unsqueeze(1)
     x = x.float().div_(255.0)
-    mean = torch.tensor(pre.mean[: pre.channels], dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(pre.std[: pre.channels], dtype=torch.float32).view(1, -1, 1, 1)
+    mean, std = (torch.from_numpy(a) for a in _mean_std(pre))
     return (x.expand(-1, pre.channels, -1, -1) - mean) / std
+
+
+def normalize_array(batch: np.ndarray, pre: Preprocessing) -> np.ndarray:
+    """``normalize_batch`` in NumPy (same float32 operations, same values), for runtimes without torch.
+
+    uint8 (N, H, W) or (N, 1, H, W) -> float32 (N, C, H, W).
+    """
+    x = np.asarray(batch, dtype=np.float32) / np.float32(255.0)
+    if x.ndim == 3:
+        x = x[:, None]
+    mean, std = _mean_std(pre)
+    return (x - mean) / std
