@@ -296,3 +296,4 @@ def test_bench_predict_runs_at_tiny_size():
     ):
         assert results[key] > 0
     assert 0 <= results["onnx_int8_top1_agreement"] <= 1
+    assert results["target_8x_peak_fraction"] > 0 and results["peak_int8_gop_s"] > 0

@@ -159,6 +159,7 @@ def test_bench_train_runs_at_tiny_size():
         and results["peak_rss_mb"] > 0
     )
     assert results["vcfnet_val_loss"] > 0 and results["reference_val_loss"] > 0
+    assert results["ratio_at_peak"] >= 1 and results["vcfnet_peak_fraction"] > 0
 
 
 def test_config_rejects_bad_values(dataset, tmp_path):

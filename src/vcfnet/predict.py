@@ -1084,6 +1084,24 @@ def _model_only_img_s(predictor: OnnxPredictor, crops: Sequence[np.ndarray], rep
     return repeats * len(x) / (time.perf_counter() - start)
 
 
+def _arithmetic_ceiling(results: dict, image_size: int) -> dict[str, float]:
+    """The int8 session's GOP/s as a fraction of this CPU's int8 matmul peak, and what 8x the
+    reference's throughput would need, as a fraction of that peak (> 1: beyond this CPU)."""
+    from vcfnet.bench import model_gflop, peak_gflop_s
+    from vcfnet.model import build_model
+
+    gflop = model_gflop(build_model(), image_size, backward=False)
+    peak_int8 = peak_gflop_s("int8")
+    return {
+        "forward_gflop_per_image": gflop,
+        "peak_int8_gop_s": peak_int8,
+        "onnx_int8_model_only_peak_fraction": results["onnx_int8_model_only_img_s"]
+        * gflop
+        / peak_int8,
+        "target_8x_peak_fraction": 8 * results["reference_img_s"] * gflop / peak_int8,
+    }
+
+
 def bench_predict(args: argparse.Namespace) -> dict:
     """Reference (authors' notebook: fp32 eager, PIL + torchvision per image) vs vcfnet (bf16 +
     channels_last via ``vcfnet.device``; onnxruntime fp32 and int8, the int8 model calibrated on
@@ -1151,6 +1169,7 @@ def bench_predict(args: argparse.Namespace) -> dict:
     results["onnx_int8_model_only_speedup"] = (
         results["onnx_int8_model_only_img_s"] / results["reference_img_s"]
     )
+    results.update(_arithmetic_ceiling(results, pre.image_size))
     for prefix in ("vcfnet_torch", "vcfnet_onnx", "vcfnet_onnx_int8"):
         results[f"{prefix}_speedup"] = results[f"{prefix}_img_s"] / results["reference_img_s"]
         results[f"{prefix}_p50_speedup"] = results["reference_p50_ms"] / results[f"{prefix}_p50_ms"]

@@ -1003,9 +1003,28 @@ def bench_train(args: argparse.Namespace) -> dict[str, float]:
         results["ratio"] = results["vcfnet_images_per_s"] / results["reference_images_per_s"]
         results["vcfnet_bf16"] = int(precision.name == "bf16")
         results["peak_rss_mb"] = _peak_rss_mb()
+        results.update(_arithmetic_ceiling(results, size, precision))
         if args.parity_epochs > 0:
             results.update(_parity(paths, labels, args, pre, precision))
     return results
+
+
+def _arithmetic_ceiling(results: dict, image_size: int, precision: Precision) -> dict[str, float]:
+    """GFLOP/s each pipeline reaches as a fraction of this CPU's matmul peak in its number format,
+    and ``ratio_at_peak``: the speed-up the peaks allow (bf16 peak / fp32 peak), data aside."""
+    from vcfnet.bench import model_gflop, peak_gflop_s
+
+    gflop = model_gflop(build_model(len(CLASS_NAMES), "none"), image_size, backward=True)
+    peak_fp32 = peak_gflop_s("fp32")
+    peak_fast = peak_gflop_s(precision.name) if precision.name == "bf16" else peak_fp32
+    return {
+        "train_gflop_per_image": gflop,
+        "peak_fp32_gflop_s": peak_fp32,
+        f"peak_{precision.name}_gflop_s": peak_fast,
+        "reference_peak_fraction": results["reference_images_per_s"] * gflop / peak_fp32,
+        "vcfnet_peak_fraction": results["vcfnet_images_per_s"] * gflop / peak_fast,
+        "ratio_at_peak": peak_fast / peak_fp32,
+    }
 
 
 def _parity(paths, labels, args, pre: Preprocessing, precision: Precision) -> dict[str, float]:

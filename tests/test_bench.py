@@ -1,0 +1,19 @@
+import pytest
+from torchvision.models import ResNet18_Weights
+
+from vcfnet.bench import model_gflop, peak_gflop_s
+from vcfnet.model import build_model
+
+
+def test_model_gflop_matches_torchvision_published_count():
+    # torchvision lists ResNet-18 at 224 px as 1.814 G multiply-adds ("_ops"); 1 MAC = 2 FLOP
+    published = 2 * ResNet18_Weights.IMAGENET1K_V1.meta["_ops"]
+    forward = model_gflop(build_model(), 224, backward=False)
+    assert forward == pytest.approx(published, rel=0.01)
+    # backward: gradients of inputs and weights (~2x forward), none for the image itself
+    assert 2.5 * forward < model_gflop(build_model(), 224, backward=True) < 3 * forward
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16", "int8"])
+def test_peak_is_a_rate(dtype):
+    assert peak_gflop_s(dtype, repeats=1) > 0
