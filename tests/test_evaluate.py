@@ -155,6 +155,9 @@ def test_evaluate_model_end_to_end(tmp_path, tiny_model):
     assert list(preds.columns) == list(PREDICTION_COLUMNS)
     assert len(preds) == 9 + 6 and set(preds["site"]) == {"dev", "GZFPH"}
     assert preds["case_id"].is_unique and preds["case_id"].str.startswith(("dev/", "GZFPH/")).all()
+    # crop paths as in the manifests (relative), never this machine's folders
+    assert not preds["crop_path"].str.contains(str(tmp_path), regex=False).any()
+    assert all((internal / p).is_file() or (external / p).is_file() for p in preds["crop_path"])
     np.testing.assert_allclose(
         preds[["p_acute", "p_chronic", "p_pathologic"]].sum(axis=1), 1, atol=1e-5
     )

@@ -455,7 +455,8 @@ def predict_dataset(
             "pred": [CLASS_NAMES[i] for i in probs.argmax(axis=1)],
             **{col: probs[:, k] for k, col in enumerate(PROB_COLUMNS)},
             "level": rows["level"].to_numpy(),
-            "crop_path": [str((dataset_dir / p).resolve()) for p in rows["crop_path"]],
+            # as in the manifest: relative to DATASET_DIR, so no local path leaves the machine
+            "crop_path": rows["crop_path"].to_numpy(),
         }
     )
     return out
