@@ -127,7 +127,7 @@ def _mean_std(pre: Preprocessing) -> tuple[np.ndarray, np.ndarray]:
 
 
 def normalize_batch(batch, pre: Preprocessing):
-    """uint8 tensor (N, H, W) or (N, 1, H, W) -> float32 tensor (N, C, H, W) normalised with mean/std."""
+    """uint8 (N, H, W) or (N, 1, H, W) -> float32 tensor (N, C, H, W) normalised with mean/std."""
     import torch
 
     x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.asarray(batch))
