@@ -67,6 +67,24 @@ def test_load_model_runs_onnx_like_the_checkpoint(exported):
         )
 
 
+def test_onnx_model_runs_without_importing_torch(exported, real_samples):
+    import subprocess
+    import sys
+
+    _, out = exported
+    code = f"""
+import sys
+from pathlib import Path
+import vcfnet
+from vcfnet.predict import find_crop_files
+model = vcfnet.load_model({str(out)!r})
+assert len(model.predict_crop_files(find_crop_files([Path({str(real_samples)!r})]))) == 15
+print([m for m in sys.modules if m.split(".")[0] == "torch"])
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_onnx_errors(exported, tmp_path, capsys):
     _run, out = exported
     # an ONNX file from elsewhere has no vcfnet metadata
