@@ -147,15 +147,9 @@ def box_predictions(
 
 def read_crop_files(paths: Sequence[Path]) -> list[np.ndarray]:
     """Pixels of each file, decoded on a few threads (Pillow releases the GIL while it decodes)."""
-    from concurrent.futures import ThreadPoolExecutor
+    from vcfnet.io.images import map_threads, read_radiograph
 
-    from vcfnet.io.images import read_radiograph
-
-    workers = min(len(paths), os.cpu_count() or 1, 8)
-    if workers < 2:
-        return [read_radiograph(p).pixels for p in paths]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda p: read_radiograph(p).pixels, paths))
+    return map_threads(lambda p: read_radiograph(p).pixels, paths, min(os.cpu_count() or 1, 8))
 
 
 def as_gray_image(image) -> tuple[np.ndarray, str, str]:
@@ -366,16 +360,24 @@ class OnnxPredictor(Predictor):
             class_names=tuple(json.loads(meta["vcfnet.class_names"])),
         )
 
+    def input_array(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """float32 (N, C, S, S) model input for uint8 crops (any size, gray or colour)."""
+        batch = stack_crops(list(crops), self.preprocessing.image_size)
+        return normalize_array(batch, self.preprocessing)
+
+    def run_array(self, x: np.ndarray) -> np.ndarray:
+        """float32 (N, classes) probabilities for a ready model input ``x`` (N, C, S, S)."""
+        (probs,) = self.session.run([ONNX_OUTPUTS[1]], {ONNX_INPUT: x})
+        return probs
+
     def predict_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        out = []
-        for start in range(0, len(crops), self.batch_size):
-            batch = stack_crops(
-                list(crops[start : start + self.batch_size]), self.preprocessing.image_size
-            )
-            x = normalize_array(batch, self.preprocessing)
-            (probs,) = self.session.run([ONNX_OUTPUTS[1]], {ONNX_INPUT: x})
-            out.append(probs.astype(np.float64))
-        return np.concatenate(out) if out else np.zeros((0, len(self.class_names)))
+        out = [
+            self.run_array(self.input_array(crops[start : start + self.batch_size]))
+            for start in range(0, len(crops), self.batch_size)
+        ]
+        if not out:
+            return np.zeros((0, len(self.class_names)))
+        return np.concatenate(out).astype(np.float64)
 
 
 def resolve_model_path(path: Path | str) -> Path:
@@ -547,8 +549,7 @@ def quantize_onnx(
         raise CheckpointError(f"{onnx_path} is already quantized; quantize the fp32 export")
     if not len(calibration_crops):
         raise InputError("no calibration crops; pass --calibration DATASET_DIR or a crop folder")
-    pre = source.preprocessing
-    x = normalize_array(stack_crops(list(calibration_crops), pre.image_size), pre)
+    x = source.input_array(calibration_crops)
 
     class Batches(CalibrationDataReader):
         def __init__(self):
@@ -1074,13 +1075,11 @@ def _interleaved_timings(
 
 def _model_only_img_s(predictor: OnnxPredictor, crops: Sequence[np.ndarray], repeats: int) -> float:
     """images/s of the onnxruntime session alone on one ready batch: the ceiling of that path."""
-    x = normalize_array(
-        stack_crops(list(crops), predictor.preprocessing.image_size), predictor.preprocessing
-    )
-    predictor.session.run([ONNX_OUTPUTS[1]], {ONNX_INPUT: x})
+    x = predictor.input_array(crops)
+    predictor.run_array(x)
     start = time.perf_counter()
     for _ in range(repeats):
-        predictor.session.run([ONNX_OUTPUTS[1]], {ONNX_INPUT: x})
+        predictor.run_array(x)
     return repeats * len(x) / (time.perf_counter() - start)
 
 

@@ -10,7 +10,6 @@ the batches the uninterrupted run would have seen.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from PIL import Image
 from vcfnet.data.manifest import read_manifest
 from vcfnet.data.transforms import stack_crops, to_gray_uint8
 from vcfnet.errors import InputError
+from vcfnet.io.images import map_threads
 from vcfnet.labels import CLASS_NAMES
 
 
@@ -55,12 +55,7 @@ def decode_crops(paths: Sequence[Path], image_size: int, workers: int = 2) -> np
     def load(i: int) -> None:
         out[i] = stack_crops([_decode_png(paths[i])], image_size)[0]
 
-    if workers > 1 and len(paths) > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(load, range(len(paths))))
-    else:
-        for i in range(len(paths)):
-            load(i)
+    map_threads(load, range(len(paths)), workers)
     return out
 
 
