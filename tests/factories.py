@@ -14,6 +14,7 @@ from PIL import Image
 
 from vcfnet.data.manifest import write_dataset_info, write_manifest
 from vcfnet.labels import CLASS_NAMES
+from vcfnet.preprocess import CropSpec, Preprocessing, normalize_batch, stack_crops
 
 
 def make_crop(label: str, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -76,5 +77,19 @@ def make_tiny_dataset(
                     )
                     i += 1
     write_manifest(pd.DataFrame(rows), out)
-    write_dataset_info({"sites": list(sites), "n": len(rows)}, out)
+    write_dataset_info(
+        {"sites": list(sites), "n": len(rows), "crop_spec": CropSpec(cache_size=size).to_dict()},
+        out,
+    )
     return out
+
+
+def reference_proba(model, crops, pre: Preprocessing) -> np.ndarray:
+    """Class probabilities float64 (N, C) of ``model`` on ``crops`` in plain fp32 eager PyTorch:
+    resize, normalise, forward, softmax; an independent reference for the predictors."""
+    import torch
+
+    x = normalize_batch(stack_crops(list(crops), pre.image_size), pre.input)
+    with torch.no_grad():
+        logits = model.eval().float()(x)
+    return torch.softmax(logits, dim=1).numpy().astype(np.float64)

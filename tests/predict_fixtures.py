@@ -6,12 +6,13 @@ from pathlib import Path
 
 import torch
 
-from vcfnet.data.transforms import Preprocessing
 from vcfnet.labels import CLASS_NAMES
-from vcfnet.model import build_model, save_checkpoint
+from vcfnet.models.artifact import save_checkpoint
+from vcfnet.models.classifier import build_model
+from vcfnet.preprocess import CropSpec, InputSpec, Preprocessing
 
 #: small input so that a ResNet-18 forward pass takes milliseconds in tests
-TINY_PREPROCESSING = Preprocessing(margin=0.1, cache_size=80, image_size=64)
+TINY_PREPROCESSING = Preprocessing(CropSpec(margin=0.1, cache_size=80), InputSpec(image_size=64))
 
 
 def make_run_dir(

@@ -1,8 +1,8 @@
 import pytest
 from torchvision.models import ResNet18_Weights
 
-from vcfnet.bench import model_gflop, peak_gflop_s
-from vcfnet.model import build_model
+from vcfnet.bench.peaks import model_gflop, peak_gflop_s
+from vcfnet.models.classifier import build_model
 
 
 def test_model_gflop_matches_torchvision_published_count():

@@ -1,7 +1,8 @@
 import subprocess
 import sys
 
-from vcfnet.cli import COMMANDS, main
+from vcfnet.cli import main
+from vcfnet.cli.main import COMMANDS
 
 
 def test_help_lists_every_command(capsys):

@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from vcfnet.demo import DemoConfig, run_study
+from vcfnet.study.config import DemoConfig
+from vcfnet.study.demo import run_study
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +49,13 @@ def test_report_has_every_section_and_figure(demo_dir):
         assert (out / sub).is_file(), sub
 
 
-def test_rerun_skips_finished_steps(demo_dir, capsys):
+def test_rerun_skips_finished_steps(demo_dir):
     out, cfg = demo_dir
     before = (out / "run" / "checkpoints" / "best.pt").stat().st_mtime_ns
-    run_study(cfg)
+    events = []
+    run_study(cfg, on_step=events.append)
     assert (out / "run" / "checkpoints" / "best.pt").stat().st_mtime_ns == before
-    assert "skipped" in capsys.readouterr().err
+    assert events and {e.status for e in events} == {"skipped"}
 
 
 def test_no_raw_identity_in_prepared_data(demo_dir):

@@ -12,19 +12,17 @@ import pytest
 import torch
 
 from tests.factories import make_tiny_dataset
+from vcfnet.bench.metrics import run as bench_metrics
 from vcfnet.cli import main
-from vcfnet.data.transforms import Preprocessing
 from vcfnet.errors import InputError
-from vcfnet.evaluate import (
-    PREDICTION_COLUMNS,
-    bench_metrics,
-    compare_predictions,
-    evaluate_model,
-    read_predictions,
-    write_metrics_report,
-)
+from vcfnet.evaluation.compare import compare_predictions
+from vcfnet.evaluation.evaluate import evaluate_model
+from vcfnet.evaluation.predictions import PREDICTION_COLUMNS, read_predictions
+from vcfnet.evaluation.report import write_metrics_report
 from vcfnet.labels import CLASS_NAMES
-from vcfnet.model import build_model, save_checkpoint
+from vcfnet.models.artifact import save_checkpoint
+from vcfnet.models.classifier import build_model
+from vcfnet.preprocess import InputSpec, Preprocessing
 
 
 def fake_predictions(n=90, seed=0, strength=1.5, sites=("test", "GZFPH")) -> pd.DataFrame:
@@ -55,7 +53,7 @@ def tiny_model(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = build_model(len(CLASS_NAMES), weights="none")
     save_checkpoint(run / "checkpoints" / "best.pt", model,
-                    preprocessing=Preprocessing(image_size=32), config={"epochs": 0})  # fmt: skip
+                    preprocessing=Preprocessing(input=InputSpec(image_size=32)), config={"epochs": 0})  # fmt: skip
     return run
 
 
@@ -179,7 +177,7 @@ def test_evaluate_cli_site_filter_and_errors(tmp_path, tiny_model, capsys):
                  str(ds), "--split", "train", "--site", "B", "--out", str(out),
                  "--precision", "fp32", "--n-boot", "100"]) == 0  # fmt: skip
     assert set(pd.read_csv(out / "predictions.csv")["site"]) == {"B"}
-    assert (out / "report.html").is_file() and (out / "config.json").is_file()
+    assert (out / "report.html").is_file() and (out / "config.yaml").is_file()
     assert main(["evaluate", "--model", str(tiny_model), "--data", str(ds), "--out",
                  str(tmp_path / "r")]) == 2  # fmt: skip
     assert "no cases in split 'test'" in capsys.readouterr().err

@@ -9,9 +9,10 @@ from PIL import Image
 import vcfnet
 from tests.predict_fixtures import make_run_dir
 from vcfnet.cli import main
-from vcfnet.data.transforms import Preprocessing, make_cache_crop, normalize_batch, stack_crops
-from vcfnet.explain import cam_region, grad_cam
-from vcfnet.model import build_model
+from vcfnet.inference.explain import cam_region, explain_image
+from vcfnet.inference.gradcam import grad_cam
+from vcfnet.models.classifier import build_model
+from vcfnet.preprocess import Preprocessing, make_cache_crop, normalize_batch, stack_crops
 
 BOX = (100.0, 90.0, 250.0, 240.0)  # the vertebra, 150 x 150 px
 
@@ -81,7 +82,7 @@ def test_heatmap_peaks_inside_the_vertebra_at_the_lesion(lesion_model, tmp_path)
         # one layer4 cell is 32 model px = 26 film px: the peak is within about a cell of the lesion
         assert np.hypot(px - lesion[0], py - lesion[1]) < 40
     # the Python API writes the same maps as PNGs
-    result = model.explain(films[0], [BOX], tmp_path, levels=["L1"])
+    result = explain_image(model, films[0], [BOX], tmp_path, levels=["L1"])
     assert result.boxes[0].predicted == "acute" and result.boxes[0].level == "L1"
     assert Path(result.heatmap).is_file() and Path(result.boxes[0].heatmap).is_file()
 

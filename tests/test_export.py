@@ -11,11 +11,11 @@ import torch
 import vcfnet
 from tests.predict_fixtures import make_run_dir
 from vcfnet.cli import main
-from vcfnet.data.transforms import Preprocessing
 from vcfnet.errors import CheckpointError
+from vcfnet.inference.export import onnx_parity
 from vcfnet.labels import CLASS_NAMES
-from vcfnet.model import load_checkpoint
-from vcfnet.predict import onnx_parity
+from vcfnet.models.artifact import load_checkpoint
+from vcfnet.preprocess import Preprocessing
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_onnx_model_runs_without_importing_torch(exported, real_samples):
 import sys
 from pathlib import Path
 import vcfnet
-from vcfnet.predict import find_crop_files
+from vcfnet.inference.inputs import find_crop_files
 model = vcfnet.load_model({str(out)!r})
 assert len(model.predict_crop_files(find_crop_files([Path({str(real_samples)!r})]))) == 15
 print([m for m in sys.modules if m.split(".")[0] == "torch"])
@@ -136,8 +136,8 @@ def quantized(tmp_path_factory):
     from sklearn.linear_model import LogisticRegression
 
     from tests.predict_fixtures import TINY_PREPROCESSING as pre
-    from vcfnet.data.transforms import normalize_batch, stack_crops
-    from vcfnet.model import build_model
+    from vcfnet.models.classifier import build_model
+    from vcfnet.preprocess import normalize_batch, stack_crops
 
     tmp = tmp_path_factory.mktemp("int8")
     crops, classes = brightness_crops(0)
@@ -164,7 +164,7 @@ def quantized(tmp_path_factory):
 
 
 def test_int8_export_keeps_metadata_and_agrees_with_pytorch(quantized):
-    from vcfnet.predict import onnx_agreement
+    from vcfnet.inference.export import onnx_agreement
 
     run, out, printed = quantized
     assert "int8" in printed and "top-1 agreement" in printed

@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from vcfnet.data.transforms import Preprocessing
 from vcfnet.errors import CheckpointError, WeightsUnavailableError
-from vcfnet.model import build_model, load_checkpoint, save_checkpoint
+from vcfnet.models.artifact import load_checkpoint, save_checkpoint
+from vcfnet.models.classifier import build_model
+from vcfnet.preprocess import Preprocessing
 
 
 def test_checkpoint_round_trip(tmp_path):

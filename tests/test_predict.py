@@ -7,13 +7,15 @@ import torch
 from PIL import Image
 
 import vcfnet
+from tests.factories import reference_proba as predict_proba
 from tests.io.dicom_fixtures import FAKE_IDENTITY, write_dicom
 from tests.predict_fixtures import make_run_dir
 from vcfnet.cli import main
 from vcfnet.errors import CheckpointError, InputError
 from vcfnet.io.voc import write_voc
 from vcfnet.labels import CLASS_NAMES
-from vcfnet.model import build_model, load_checkpoint, predict_proba
+from vcfnet.models.artifact import load_checkpoint
+from vcfnet.models.classifier import build_model
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ BOXES = [(40, 50, 120, 110), (60, 150, 170, 230)]
 
 
 def test_python_api_matches_shared_inference_path(run_dir, radiograph):
-    from vcfnet.data.transforms import make_cache_crop
+    from vcfnet.preprocess import make_cache_crop
 
     model = vcfnet.load_model(run_dir, precision="fp32")
     result = model.predict(radiograph, BOXES)
@@ -244,7 +246,7 @@ def test_crop_files_are_decoded_in_parallel_but_kept_in_order(run_dir, tmp_path)
 
 
 def test_batchnorm_folding_keeps_outputs_and_layer_names():
-    from vcfnet.predict import fold_batchnorm
+    from vcfnet.inference.torch_backend import fold_batchnorm
 
     torch.manual_seed(0)
     model = build_model().eval()
@@ -280,7 +282,7 @@ def test_load_time(run_dir):
 def test_bench_predict_runs_at_tiny_size():
     import argparse
 
-    from vcfnet.predict import bench_predict
+    from vcfnet.bench.predict import run as bench_predict
 
     results = bench_predict(argparse.Namespace(n=4, batch_size=2, latency_n=2, image_size=64))
     assert results["n_crops"] == 4

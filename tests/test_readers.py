@@ -11,15 +11,10 @@ import pytest
 from vcfnet.cli import main
 from vcfnet.errors import InputError
 from vcfnet.labels import CLASS_NAMES
-from vcfnet.readers import (
-    READER_PROFILES,
-    load_reads,
-    load_truth,
-    reader_table,
-    run_reader_study,
-    simulate_reads,
-    synth_reads_frame,
-)
+from vcfnet.reader_study.analysis import reader_table
+from vcfnet.reader_study.reads import load_reads, load_truth
+from vcfnet.reader_study.report import run_reader_study
+from vcfnet.synth.readers import READER_PROFILES, simulate_reads, synth_reads_frame
 
 NAMES = np.array(CLASS_NAMES)
 

@@ -12,11 +12,15 @@ import torch
 import yaml
 
 from tests.factories import make_tiny_dataset
+from tests.factories import reference_proba as predict_proba
+from vcfnet.bench.train import run as bench_train
 from vcfnet.cli import main
 from vcfnet.data.dataset import load_split
 from vcfnet.errors import ConfigError, InputError, WeightsUnavailableError
-from vcfnet.model import imagenet_weights_path, load_checkpoint, predict_proba, state_dict_hash
-from vcfnet.train import METRIC_COLUMNS, TIME_COLUMNS, TrainConfig, bench_train, train
+from vcfnet.models.artifact import load_checkpoint, state_dict_hash
+from vcfnet.models.classifier import imagenet_weights_path
+from vcfnet.training.config import METRIC_COLUMNS, TIME_COLUMNS, TrainConfig
+from vcfnet.training.loop import train
 
 TINY = ["--epochs", "3", "--image-size", "32", "--batch-size", "8", "--weights", "none", "--workers", "1",
         "--no-progress", "--lr", "1e-3"]  # fmt: skip

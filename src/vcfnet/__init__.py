@@ -14,6 +14,6 @@ __all__ = ["CLASS_NAMES", "__version__", "load_model"]
 
 def load_model(path, **kwargs):
     """Load a trained model (RUN_DIR, .pt checkpoint or .onnx file) ready for ``predict``."""
-    from vcfnet.predict import load_model as _load_model
+    from vcfnet.inference.loading import load_model as _load_model
 
     return _load_model(path, **kwargs)

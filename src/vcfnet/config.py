@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 from vcfnet.errors import ConfigError
+from vcfnet.io.atomic import atomic_write_text
 
 T = TypeVar("T")
 
@@ -189,6 +190,17 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
 
 def save_config(cfg: Any, path: Path | str) -> None:
     """Write the resolved config as YAML (atomically)."""
-    from vcfnet.io.atomic import atomic_write_text
-
     atomic_write_text(Path(path), yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+#: file name of the resolved options saved beside a command's outputs
+CONFIG_NAME = "config.yaml"
+
+
+def save_command_config(cfg: Any, out: Path | str) -> Path:
+    """Save a command's resolved options as YAML beside its outputs: ``OUT/config.yaml`` when
+    ``out`` is a folder, ``OUT.config.yaml`` beside a single output file. Returns the path."""
+    out = Path(out)
+    path = out / CONFIG_NAME if out.is_dir() else out.with_name(f"{out.name}.{CONFIG_NAME}")
+    save_config(cfg, path)
+    return path

@@ -15,8 +15,8 @@ from vcfnet.data.dataset import (
     label_indices,
     load_split,
 )
-from vcfnet.data.transforms import stack_crops
 from vcfnet.errors import InputError
+from vcfnet.preprocess import stack_crops
 
 
 @pytest.fixture(scope="module")

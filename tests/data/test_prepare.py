@@ -15,7 +15,8 @@ from pydicom.uid import JPEG2000Lossless, RLELossless
 from tests.io.dicom_fixtures import FAKE_IDENTITY, write_dicom
 from vcfnet.cli import main
 from vcfnet.data.manifest import MANIFEST_COLUMNS, read_manifest
-from vcfnet.data.prepare import PrepareConfig, parse_author_name, prepare_dataset
+from vcfnet.data.prepare import PrepareConfig, prepare_dataset
+from vcfnet.data.sources import parse_author_name
 from vcfnet.errors import InputError
 from vcfnet.io.voc import write_voc
 
@@ -94,7 +95,7 @@ def test_prepare_dicom_cohort(tmp_path):
     info = json.loads((out / "dataset.json").read_text())
     assert info["counts"]["crops"] == 18 and info["vcfnet_version"]
     assert sum(sum(c.values()) for c in info["counts"]["by_site"]["siteA"].values()) == 18
-    assert info["preprocessing"]["margin"] == 0.1 and "id_key" not in info["options"]
+    assert info["crop_spec"]["margin"] == 0.1 and "id_key" not in info["options"]
     assert result.rejects_path is None and result.rejects.empty
 
 
@@ -351,7 +352,7 @@ def test_prepare_help():
 def test_bench_prepare_tiny():
     import argparse
 
-    from vcfnet.data.prepare import bench_prepare
+    from vcfnet.bench.prepare import run as bench_prepare
 
     args = argparse.Namespace(n_images=4, height=96, width=80, boxes=2, workers=2)
     result = bench_prepare(args)

@@ -1,16 +1,17 @@
 import numpy as np
 import pytest
 
-from vcfnet.data.transforms import (
+from vcfnet.errors import InputError
+from vcfnet.geometry import crop_box, expand_box
+from vcfnet.preprocess import (
+    CropSpec,
+    InputSpec,
     Preprocessing,
-    crop_box,
-    expand_box,
     make_cache_crop,
     normalize_array,
     normalize_batch,
     stack_crops,
 )
-from vcfnet.errors import InputError
 
 
 def test_crop_keeps_orientation_and_content():
@@ -29,11 +30,11 @@ def test_margin_and_clipping():
 @pytest.mark.parametrize("box", [(5, 5, 5, 10), (500, 5, 600, 10), (10, 10, 5, 20)])
 def test_bad_boxes(box):
     with pytest.raises(InputError):
-        crop_box(np.zeros((100, 100), np.uint8), box)
+        crop_box(np.zeros((100, 100), np.uint8), box, 0.1)
 
 
 def test_cache_crop_and_model_input():
-    pre = Preprocessing(cache_size=64, image_size=32)
+    pre = Preprocessing(CropSpec(cache_size=64), InputSpec(image_size=32))
     img = np.random.default_rng(0).integers(0, 255, (300, 400), dtype=np.uint8)
     crop = make_cache_crop(img, (100, 100, 200, 150), pre)
     assert max(crop.shape) == 64 and crop.dtype == np.uint8
@@ -45,7 +46,7 @@ def test_cache_crop_and_model_input():
 
 @pytest.mark.parametrize("channels", [3, 1])
 def test_numpy_normalisation_equals_torch(channels):
-    pre = Preprocessing(channels=channels)
+    pre = Preprocessing(input=InputSpec(channels=channels))
     batch = np.random.default_rng(0).integers(0, 256, (3, 40, 40), dtype=np.uint8)
     x = normalize_array(batch, pre)
     assert x.dtype == np.float32 and x.shape == (3, channels, 40, 40)

@@ -10,11 +10,13 @@ import numpy as np
 import pydicom
 import pytest
 
+from vcfnet.bench.synth import run as bench_synth
 from vcfnet.cli import main
+from vcfnet.config import CONFIG_NAME
 from vcfnet.errors import ConfigError
 from vcfnet.io.voc import read_voc
 from vcfnet.labels import parse_object_name
-from vcfnet.synth.cohort import SynthConfig, bench_synth, generate_cohort, parse_size
+from vcfnet.synth.cohort import SynthConfig, generate_cohort, parse_size
 from vcfnet.synth.fractures import GENANT_RANGES
 from vcfnet.synth.sites import preset_sites
 
@@ -53,8 +55,11 @@ def _csv(path: Path) -> list[dict]:
 
 
 def _files(root: Path) -> dict[str, bytes]:
+    """Every generated file's bytes (the CLI's config.yaml names the output folder: not data)."""
     return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != CONFIG_NAME
     }
 
 

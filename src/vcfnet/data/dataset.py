@@ -19,10 +19,10 @@ import torch
 from PIL import Image
 
 from vcfnet.data.manifest import read_manifest
-from vcfnet.data.transforms import stack_crops, to_gray_uint8
 from vcfnet.errors import InputError
 from vcfnet.io.images import map_threads
 from vcfnet.labels import CLASS_NAMES
+from vcfnet.preprocess import stack_crops, to_gray_uint8
 
 
 @dataclass

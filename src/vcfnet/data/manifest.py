@@ -9,6 +9,7 @@ import pandas as pd
 
 from vcfnet.errors import InputError
 from vcfnet.io.atomic import atomic_path, atomic_write_text
+from vcfnet.preprocess import CropSpec
 
 MANIFEST_NAME = "manifest.csv"
 DATASET_INFO_NAME = "dataset.json"
@@ -84,7 +85,28 @@ def write_dataset_info(info: dict, dataset_dir: Path | str) -> Path:
 
 
 def read_dataset_info(dataset_dir: Path | str) -> dict:
+    """dataset.json of a prepared dataset; InputError saying how to make one if it is missing."""
     path = Path(dataset_dir) / DATASET_INFO_NAME
     if not path.is_file():
-        return {}
-    return json.loads(path.read_text())
+        raise InputError(
+            f"{dataset_dir} has no {DATASET_INFO_NAME}: it records how the crops were cut (margin, "
+            "size); make the dataset with 'vcfnet prepare --out DATASET_DIR ...'"
+        )
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} is not readable JSON ({exc}); re-run 'vcfnet prepare'") from exc
+    if not isinstance(info, dict):
+        raise InputError(f"{path} does not hold a JSON object; re-run 'vcfnet prepare'")
+    return info
+
+
+def read_crop_spec(dataset_dir: Path | str) -> CropSpec:
+    """The CropSpec the dataset's crops were cut with (``crop_spec`` in its dataset.json)."""
+    info = read_dataset_info(dataset_dir)
+    if not isinstance(info.get("crop_spec"), dict):
+        raise InputError(
+            f"{Path(dataset_dir) / DATASET_INFO_NAME} has no crop_spec (made by an older vcfnet?); "
+            "re-run 'vcfnet prepare' on the same inputs to refresh it (crops are reused)"
+        )
+    return CropSpec.from_dict(info["crop_spec"])

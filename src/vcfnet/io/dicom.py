@@ -19,9 +19,9 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing
 
-from vcfnet.data.transforms import to_gray_uint8
 from vcfnet.errors import InputError
-from vcfnet.io.images import PatientInfo, Radiograph, RadiographInfo, scale_to_uint8
+from vcfnet.io.radiograph import PatientInfo, Radiograph, RadiographInfo, scale_to_uint8
+from vcfnet.preprocess import to_gray_uint8
 
 log = logging.getLogger(__name__)
 

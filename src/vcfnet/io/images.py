@@ -11,15 +11,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from vcfnet.data.transforms import to_gray_uint8
 from vcfnet.errors import InputError
+from vcfnet.io.radiograph import Radiograph, RadiographInfo, scale_to_uint8
+from vcfnet.preprocess import to_gray_uint8
 
 log = logging.getLogger(__name__)
 
@@ -34,43 +34,6 @@ DICOM_SUFFIXES: frozenset[str] = frozenset({".dcm", ".dicom", ".dic", ".ima"})
 RASTER_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 #: Every extension ``find_images`` treats as a radiograph.
 IMAGE_SUFFIXES: frozenset[str] = DICOM_SUFFIXES | RASTER_SUFFIXES
-
-
-@dataclass(frozen=True)
-class PatientInfo:
-    """Raw patient identity from the file; in memory only, never written out as is."""
-
-    patient_id: str = ""
-    sex: str = ""  # 'F' | 'M' | ''
-    age: float | None = None  # years
-
-
-@dataclass(frozen=True)
-class Radiograph:
-    """A decoded radiograph: ``pixels`` uint8 (H, W), display-ready, bone bright."""
-
-    pixels: np.ndarray
-    source: Path
-    pixel_spacing_mm: float | None = None  # row spacing
-    patient: PatientInfo = field(default_factory=PatientInfo)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.pixels.shape[0], self.pixels.shape[1]
-
-    @property
-    def info(self) -> RadiographInfo:
-        return RadiographInfo(self.source, self.shape, self.pixel_spacing_mm, self.patient)
-
-
-@dataclass(frozen=True)
-class RadiographInfo:
-    """What a radiograph's header says, without decoding pixels: shape (H, W), spacing, patient."""
-
-    source: Path
-    shape: tuple[int, int]
-    pixel_spacing_mm: float | None = None
-    patient: PatientInfo = field(default_factory=PatientInfo)
 
 
 def has_dicom_magic(path: Path | str) -> bool:
@@ -90,17 +53,6 @@ def is_dicom_path(path: Path | str) -> bool:
     if suffix in RASTER_SUFFIXES:
         return False
     return has_dicom_magic(path) or suffix in DICOM_SUFFIXES or suffix == ""
-
-
-def scale_to_uint8(arr: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
-    """Linearly map ``arr`` from [lo, hi] (default: its min and max) to uint8 (H, W), clipping."""
-    arr = np.asarray(arr, dtype=np.float64)
-    lo = float(np.min(arr)) if lo is None else float(lo)
-    hi = float(np.max(arr)) if hi is None else float(hi)
-    if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
-        return np.zeros(arr.shape, dtype=np.uint8)
-    out = (arr - lo) * (255.0 / (hi - lo))
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def pil_to_gray_uint8(img: Image.Image) -> np.ndarray:

@@ -425,7 +425,7 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def _run_tasks(
+def run_tasks(
     tasks: list[ImageTask], out: Path, workers: int, desc: str = "synth"
 ) -> list[list[dict]]:
     from tqdm import tqdm
@@ -460,7 +460,7 @@ def generate_cohort(cfg: SynthConfig) -> CohortResult:
         len(sites),
         workers,
     )
-    rows_per_task = _run_tasks(all_tasks, out, workers)
+    rows_per_task = run_tasks(all_tasks, out, workers)
     result = CohortResult(out=out)
     k = 0
     for site in sites:
@@ -543,9 +543,9 @@ def bench_synth(args: argparse.Namespace) -> dict:
         tasks.append(plan_site(site, i % len(sites), cfg)[i])
     with tempfile.TemporaryDirectory() as tmp:
         t0, c0 = time.perf_counter(), time.process_time()
-        _run_tasks(tasks[:n], Path(tmp), 1, desc="1 worker")
+        run_tasks(tasks[:n], Path(tmp), 1, desc="1 worker")
         t1, c1 = time.perf_counter(), time.process_time()
-        _run_tasks(tasks[n:], Path(tmp), workers, desc=f"{workers} workers")
+        run_tasks(tasks[n:], Path(tmp), workers, desc=f"{workers} workers")
         t2 = time.perf_counter()
     single, multi = n / (t1 - t0), n / (t2 - t1)
     return {

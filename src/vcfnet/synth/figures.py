@@ -8,17 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from vcfnet.data.transforms import Preprocessing, make_cache_crop, resize_square, to_gray_uint8
+from vcfnet.io.images import read_radiograph
 from vcfnet.labels import CLASS_NAMES
+from vcfnet.preprocess import CropSpec, make_cache_crop, resize_square, to_gray_uint8
 
 
 def cohort_crops(
-    cohort: Path | str, site: str, label: str, n: int, *, pre: Preprocessing | None = None
+    cohort: Path | str, site: str, label: str, n: int, *, spec: CropSpec | None = None
 ) -> list[np.ndarray]:
     """Up to ``n`` crops (uint8 (h, w)) of ``label`` vertebrae at ``site``, cut as ``prepare`` cuts them."""
-    from vcfnet.io.images import read_radiograph
-
-    pre = pre or Preprocessing()
+    spec = spec or CropSpec()
     site_dir = Path(cohort) / site
     with open(site_dir / "truth.csv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["label"] == label][:n]
@@ -26,7 +25,7 @@ def cohort_crops(
     for r in rows:
         image = read_radiograph(site_dir / "images" / f"{r['image']}.dcm").pixels
         box = tuple(float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
-        crops.append(make_cache_crop(image, box, pre))
+        crops.append(make_cache_crop(image, box, spec))
     return crops
 
 

@@ -8,13 +8,11 @@ finishes; re-running skips finished steps with the same parameters and resumes t
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
-import webbrowser
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,116 +20,21 @@ from typing import Any
 import pandas as pd
 
 from vcfnet import __version__
-from vcfnet.config import add_config_arguments, resolve_config, save_config
+from vcfnet.config import save_config
+from vcfnet.data.config import PrepareConfig
+from vcfnet.data.prepare import prepare_dataset
 from vcfnet.errors import ConfigError
+from vcfnet.evaluation.evaluate import evaluate_model
 from vcfnet.io.atomic import atomic_write_text
+from vcfnet.reader_study.report import run_reader_study
+from vcfnet.study.config import DEMO_ID_KEY, DemoConfig, DemoPaths
+from vcfnet.study.report import build_demo_report
+from vcfnet.synth.cohort import SynthConfig, generate_cohort
+from vcfnet.synth.readers import write_simulated_reads
+from vcfnet.training.config import TrainConfig
+from vcfnet.training.loop import train
 
 log = logging.getLogger(__name__)
-
-#: The pseudonym key of the demo: the cohort is synthetic, so a fixed key is harmless and keeps
-#: the demo from creating a key file in the user's home folder.
-DEMO_ID_KEY = "vcfnet-demo-synthetic-cohort"
-SYNTHETIC_NOTICE = (
-    "All data in this report are SYNTHETIC: radiographs, patients, hospitals and radiologists were "
-    "simulated by vcfnet. The numbers show that the pipeline works; they say nothing about real "
-    "patients, real hospitals or the clinical performance of any model."
-)
-#: Our site names -> the paper's dataset names (Table 2).
-PAPER_DATASETS = {"SITE1": "Testing", "PROSPECTIVE": "Prospective"}
-
-
-@dataclass
-class DemoConfig:
-    """Options of ``vcfnet demo``; unset sizes follow ``--quick``."""
-
-    out: Path = field(
-        default=Path("demo-out"), metadata={"help": "output folder", "metavar": "DIR"}
-    )
-    scale: float | None = field(
-        default=None,
-        metadata={"help": "cohort size relative to the paper (default 0.3; --quick 0.1)"},
-    )
-    epochs: int | None = field(
-        default=None, metadata={"help": "training epochs (default 20; --quick 12)"}
-    )
-    image_size: int | None = field(
-        default=None, metadata={"help": "model input size, pixels (default 224; --quick 128)"}
-    )
-    size: str | None = field(
-        default=None,
-        metadata={
-            "help": "radiograph WIDTHxHEIGHT (default 1024x1280; --quick 512x640)",
-            "metavar": "WxH",
-        },
-    )
-    quick: bool = field(default=False, metadata={"help": "a small, fast run (about 3 minutes)"})
-    seed: int = field(
-        default=0, metadata={"help": "seed of the cohort, split, training and readers"}
-    )
-    weights: str = field(
-        default="none",
-        metadata={"help": "backbone weights: none | imagenet | PATH (runs offline with none)"},
-    )
-    reader_fraction: float = field(
-        default=0.3,
-        metadata={
-            "help": "share of the external sites read by the simulated radiologists (paper: 0.3)"
-        },
-    )
-    workers: int = field(default=0, metadata={"help": "worker processes (0 = all cores)"})
-    open: bool = field(
-        default=False, metadata={"help": "open the report in a web browser at the end"}
-    )
-
-    def resolved(self) -> DemoConfig:
-        """Fill the sizes left unset from the --quick / default presets."""
-        quick = self.quick
-        return replace(
-            self,
-            scale=self.scale if self.scale is not None else (0.1 if quick else 0.3),
-            epochs=self.epochs if self.epochs is not None else (12 if quick else 20),
-            image_size=self.image_size if self.image_size is not None else (128 if quick else 224),
-            size=self.size or ("512x640" if quick else "1024x1280"),
-        )
-
-
-@dataclass
-class DemoPaths:
-    """Where each step writes, under ``root``."""
-
-    root: Path
-
-    @property
-    def cohort(self) -> Path:
-        return self.root / "cohort"
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def run(self) -> Path:
-        return self.root / "run"
-
-    @property
-    def evaluation(self) -> Path:
-        return self.root / "evaluation"
-
-    @property
-    def readers(self) -> Path:
-        return self.root / "readers"
-
-    @property
-    def reads(self) -> Path:
-        return self.readers / "reads.csv"
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report.html"
-
-    @property
-    def markers(self) -> Path:
-        return self.root / ".steps"
 
 
 @dataclass
@@ -166,9 +69,6 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-# --------------------------------------------------------------------------------------- steps
-
-
 def _site_roles(cohort_dir: Path) -> dict[str, str]:
     """site -> development | external | prospective, from cohort.json."""
     info = json.loads((cohort_dir / "cohort.json").read_text())
@@ -193,8 +93,6 @@ def _split_option(cohort_dir: Path, site: str) -> str:
 
 
 def step_synth(cfg: DemoConfig, paths: DemoPaths) -> None:
-    from vcfnet.synth.cohort import SynthConfig, generate_cohort
-
     generate_cohort(
         SynthConfig(
             out=paths.cohort, scale=cfg.scale, seed=cfg.seed, size=cfg.size, workers=cfg.workers
@@ -203,8 +101,6 @@ def step_synth(cfg: DemoConfig, paths: DemoPaths) -> None:
 
 
 def step_prepare(cfg: DemoConfig, paths: DemoPaths) -> None:
-    from vcfnet.data.prepare import PrepareConfig, prepare_dataset
-
     for site in _site_roles(paths.cohort):
         src = paths.cohort / site
         prepare_dataset(
@@ -231,8 +127,6 @@ def _development_site(paths: DemoPaths) -> str:
 
 
 def step_train(cfg: DemoConfig, paths: DemoPaths) -> None:
-    from vcfnet.train import TrainConfig, train
-
     resume = (paths.run / "checkpoints" / "last.pt").is_file()
     train(
         TrainConfig(
@@ -248,8 +142,6 @@ def step_train(cfg: DemoConfig, paths: DemoPaths) -> None:
 
 
 def step_evaluate(cfg: DemoConfig, paths: DemoPaths) -> None:
-    from vcfnet.evaluate import evaluate_model
-
     sites = list(_site_roles(paths.cohort))
     evaluate_model(
         paths.run,
@@ -270,16 +162,12 @@ def _reader_truth(paths: DemoPaths) -> pd.DataFrame:
 
 
 def step_synth_readers(cfg: DemoConfig, paths: DemoPaths) -> None:
-    from vcfnet.readers import write_simulated_reads
-
     write_simulated_reads(
         _reader_truth(paths), paths.reads, seed=cfg.seed, fraction=cfg.reader_fraction
     )
 
 
 def step_readers(cfg: DemoConfig, paths: DemoPaths) -> None:
-    from vcfnet.readers import run_reader_study
-
     reads = pd.read_csv(paths.reads, keep_default_na=False)
     truth = _reader_truth(paths)
     truth = truth[truth["case_id"].isin(set(reads["case_id"]))]
@@ -287,8 +175,6 @@ def step_readers(cfg: DemoConfig, paths: DemoPaths) -> None:
 
 
 def step_report(cfg: DemoConfig, paths: DemoPaths) -> None:
-    from vcfnet.report.demo_report import build_demo_report
-
     build_demo_report(paths, cfg, _site_roles(paths.cohort)).write(paths.root, stem="report")
 
 
@@ -346,70 +232,43 @@ def plan_steps(cfg: DemoConfig, paths: DemoPaths) -> list[Step]:
     ]
 
 
-def run_study(cfg: DemoConfig, console=None) -> Path:
-    """Run (or resume) the whole study; returns the report's path."""
-    from rich.console import Console
+@dataclass(frozen=True)
+class StepEvent:
+    """A step of the study starting, finishing or skipped (done before), for a progress display."""
 
-    console = console or Console(stderr=True)
+    index: int  # 1-based
+    total: int
+    name: str
+    description: str
+    status: str  # "skipped" | "started" | "done"
+    seconds: float = 0.0  # this step (done)
+    elapsed: float = 0.0  # since the study started
+
+
+def run_study(cfg: DemoConfig, on_step: Callable[[StepEvent], None] | None = None) -> Path:
+    """Run (or resume) the whole study; returns the report's path. ``on_step`` hears each step."""
+    notify = on_step or (lambda _event: None)
     cfg = cfg.resolved()
     paths = DemoPaths(Path(cfg.out))
     paths.root.mkdir(parents=True, exist_ok=True)
     save_config(cfg, paths.root / "demo-config.yaml")
     steps = plan_steps(cfg, paths)
-    # a changed step invalidates every later one
-    stale = False
+    stale = False  # a changed step invalidates every later one
     t_start = time.perf_counter()
     for i, step in enumerate(steps, 1):
         stale = stale or not step_is_done(paths, step)
-        header = f"[{i}/{len(steps)}] {step.name}: {step.description}"
+        event = StepEvent(i, len(steps), step.name, step.description, "started")
         if not stale:
-            console.print(f"[dim]{header} — done before, skipped[/dim]")
+            notify(replace(event, status="skipped"))
             continue
         _marker(paths, step).unlink(missing_ok=True)
-        console.rule(f"[bold]{header}", align="left")
+        notify(event)
         t0 = time.perf_counter()
         step.run()
         seconds = time.perf_counter() - t0
         _mark_done(paths, step, seconds)
-        console.print(
-            f"[green]✓ {step.name}[/green] in {seconds:.0f} s (total {time.perf_counter() - t_start:.0f} s)"
+        notify(
+            replace(event, status="done", seconds=seconds, elapsed=time.perf_counter() - t_start)
         )
-    _print_summary(console, paths, time.perf_counter() - t_start)
+    log.info("demo finished in %.0f s: %s", time.perf_counter() - t_start, paths.report)
     return paths.report
-
-
-def _print_summary(console, paths: DemoPaths, seconds: float) -> None:
-    from rich.table import Table
-
-    metrics = pd.read_csv(paths.evaluation / "metrics.csv")
-    overall = metrics[metrics["class"] == "overall"]
-    table = Table(title="Headline numbers per site (synthetic data)")
-    for col in ("site", "cases", "top-1 accuracy", "macro AUC (95% CI)"):
-        table.add_column(col, justify="left" if col == "site" else "right")
-    for row in overall.itertuples(index=False):
-        table.add_row(
-            str(row.site),
-            str(int(row.n)),
-            f"{row.top1_accuracy:.3f}",
-            f"{row.macro_auc:.3f} ({row.auc_ci_low:.3f}-{row.auc_ci_high:.3f})",
-        )
-    console.print(table)
-    console.print(f"Report: [bold]{paths.report.resolve()}[/bold]  ({seconds / 60:.1f} min)")
-
-
-# ----------------------------------------------------------------------------------------- CLI
-
-
-def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, DemoConfig)
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    cfg = resolve_config(DemoConfig, args)
-    report = run_study(cfg)
-    if cfg.open:
-        webbrowser.open(report.resolve().as_uri())
-    return 0
-
-
-__all__ = ["DemoConfig", "add_demo_arguments", "run_demo", "run_study"]

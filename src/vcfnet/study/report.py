@@ -6,19 +6,17 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from vcfnet import __version__, paper
+from vcfnet import __version__
 from vcfnet.data.manifest import read_manifest
 from vcfnet.data.summary import cohort_table
 from vcfnet.report.figures import save_figure
 from vcfnet.report.html import Report
-
-if TYPE_CHECKING:
-    from vcfnet.demo import DemoConfig, DemoPaths
+from vcfnet.study import paper
+from vcfnet.study.config import PAPER_DATASETS, SYNTHETIC_NOTICE, DemoConfig, DemoPaths
 
 _PCT_COLUMNS = ("accuracy", "sensitivity", "specificity", "precision", "f1", "ppv", "npv")
 _ROLE_ORDER = {"development": 0, "external": 1, "prospective": 2}
@@ -54,8 +52,6 @@ def metrics_as_table2(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def paper_table2_for(sites: list[str]) -> pd.DataFrame:
     """The paper's Table 2 rows for the datasets matching our ``sites``, same layout as ours."""
-    from vcfnet.demo import PAPER_DATASETS
-
     t2 = paper.table2()
     rows = []
     for site in sites:
@@ -130,8 +126,6 @@ def _reader_table(readers_csv: Path) -> pd.DataFrame:
 
 def build_demo_report(paths: DemoPaths, cfg: DemoConfig, roles: Mapping[str, str]) -> Report:
     """Assemble the demo's report from the step outputs under ``paths.root``."""
-    from vcfnet.demo import SYNTHETIC_NOTICE
-
     sites = sorted(roles, key=lambda s: (_ROLE_ORDER.get(roles[s], 9), s))
     figures = paths.root / "figures"
     report = Report("vcfnet: the multicenter VCF study, reproduced on a synthetic cohort")

@@ -1,10 +1,4 @@
-"""Grad-CAM heatmaps: where the model looked, drawn on the crop and on the full radiograph.
-
-Grad-CAM (Selvaraju et al. 2017) on the last residual stage (``layer4``) for the predicted class:
-the stage's activations weighted by the spatially averaged gradient of the class logit, ReLU,
-upsampled to the model input and scaled to [0, 1]. Computed in fp32: a forward hook keeps the
-activations and ``torch.autograd.grad`` gives their gradient (no parameter gradients accumulate).
-"""
+"""Grad-CAM heatmaps drawn on the crop and on the full radiograph, written as captioned PNGs."""
 
 from __future__ import annotations
 
@@ -16,61 +10,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from vcfnet.data.transforms import Box, expand_box
+from vcfnet.geometry import Box, expand_box
+from vcfnet.inference.gradcam import GRAD_CAM_BATCH
+from vcfnet.inference.inputs import as_gray_image
+from vcfnet.inference.results import ImagePrediction, box_predictions
+from vcfnet.io.atomic import atomic_path
+from vcfnet.io.images import read_radiograph
 
 log = logging.getLogger(__name__)
-
-#: crops per Grad-CAM forward/backward pass (activations of a ResNet-18 at 224 px: ~30 MB each)
-GRAD_CAM_BATCH = 16
-
-
-def grad_cam(
-    model,
-    x,
-    *,
-    class_indices: Sequence[int] | None = None,
-    layer=None,
-    batch_size: int = GRAD_CAM_BATCH,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Grad-CAM of ``model`` on normalised input ``x`` float (N, C, H, W).
-
-    Returns (cams float32 (N, H, W) in [0, 1], probabilities float64 (N, classes)); the map is for
-    ``class_indices`` (default: each crop's predicted class). ``layer`` defaults to ``model.layer4``.
-    """
-    import torch
-
-    layer = layer if layer is not None else model.layer4
-    cams, probs = [], []
-    store: dict = {}
-    handle = layer.register_forward_hook(lambda _m, _i, out: store.__setitem__("acts", out))
-    try:
-        for start in range(0, x.shape[0], batch_size):
-            chunk = x[start : start + batch_size].detach().float()
-            with torch.inference_mode(False), torch.enable_grad():
-                logits = model(chunk.clone())
-                acts = store["acts"]
-                if class_indices is None:
-                    idx = logits.argmax(dim=1)
-                else:
-                    idx = torch.as_tensor(list(class_indices[start : start + batch_size]))
-                score = logits.gather(1, idx.long().to(logits.device)[:, None]).sum()
-                (grads,) = torch.autograd.grad(score, acts)
-            with torch.no_grad():
-                weights = grads.mean(dim=(2, 3), keepdim=True)
-                cam = torch.relu((weights * acts).sum(dim=1, keepdim=True))
-                cam = torch.nn.functional.interpolate(
-                    cam, size=chunk.shape[-2:], mode="bilinear", align_corners=False
-                )[:, 0]
-                peak = cam.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
-                cams.append((cam / peak).clamp(0, 1).float().cpu().numpy())
-                probs.append(
-                    torch.softmax(logits.detach().float(), dim=1).cpu().numpy().astype(np.float64)
-                )
-    finally:
-        handle.remove()
-    if not cams:
-        return np.zeros((0, *x.shape[-2:]), np.float32), np.zeros((0, 0))
-    return np.concatenate(cams), np.concatenate(probs)
 
 
 def resize_cam(cam: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -157,8 +104,6 @@ def heatmap_on_radiograph(
 
 def save_png(rgb: np.ndarray, path: Path) -> Path:
     """Write RGB uint8 as PNG atomically."""
-    from vcfnet.io.atomic import atomic_path
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         Image.fromarray(rgb).save(tmp, format="PNG")
@@ -180,8 +125,6 @@ def explain_image(
     ``<stem>_heatmap.png`` (every box's heatmap on the full radiograph). Returns the
     ImagePrediction with the heatmap paths filled in.
     """
-    from vcfnet.predict import as_gray_image, box_predictions
-
     out_dir = Path(out_dir)
     pixels, source, patient = as_gray_image(image)
     crops = predictor.crops_for(pixels, boxes)
@@ -199,8 +142,6 @@ def explain_image(
         with_paths.append(dataclasses.replace(pred, heatmap=str(path)))
     full = heatmap_on_radiograph(pixels, boxes, cams, captions, predictor.preprocessing.margin)
     full_path = save_png(full, out_dir / f"{stem}_heatmap.png")
-    from vcfnet.predict import ImagePrediction
-
     return ImagePrediction(
         source=source,
         boxes=tuple(with_paths),
@@ -214,8 +155,6 @@ def explain_crop_files(predictor, paths: Sequence[Path], out_dir: Path | str) ->
     """Predict pre-cut crops and write ``<stem>_heatmap.png`` (crop + heatmap + caption) for each."""
     out_dir = Path(out_dir)
     results = predictor.predict_crop_files(paths)
-    from vcfnet.io.images import read_radiograph
-
     used: set[str] = set()
     explained = []
     for start in range(0, len(paths), GRAD_CAM_BATCH):

@@ -1,0 +1,187 @@
+"""``vcfnet bench predict``: the authors' inference path beside vcfnet's (PyTorch, onnxruntime fp32
+and int8) on the same crop files, paths interleaved, with the fraction of this CPU's peak."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision import transforms
+
+from vcfnet.bench.peaks import model_gflop, peak_gflop_s
+from vcfnet.inference.export import agreement, export_onnx, quantize_onnx
+from vcfnet.inference.loading import load_model
+from vcfnet.inference.onnx_backend import OnnxPredictor
+from vcfnet.io.images import read_radiograph
+from vcfnet.models.artifact import load_checkpoint, save_checkpoint
+from vcfnet.models.classifier import build_model
+from vcfnet.preprocess import DEFAULT_IMAGE_SIZE, InputSpec, Preprocessing
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, default=256, help="crops (default 256)")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    parser.add_argument(
+        "--latency-n", type=int, default=30, help="single-crop calls timed per path"
+    )
+    parser.add_argument(
+        "--image-size", type=int, default=DEFAULT_IMAGE_SIZE, help="model input size"
+    )
+
+
+def _bench_crops(folder: Path, n: int, seed: int = 0) -> list[Path]:
+    """``n`` RGBA PNG crops of varying size (like the authors' ROI crops, ~330x260) in ``folder``."""
+
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        h, w = int(rng.integers(240, 410)), int(rng.integers(330, 540))
+        gray = np.clip(rng.normal(110, 30, (h, w)) + np.linspace(0, 60, w)[None, :], 0, 255)
+        rgba = np.dstack([gray, gray, gray, np.full_like(gray, 255)]).astype(np.uint8)
+        paths.append(folder / f"{i:04d}.png")
+        Image.fromarray(rgba).save(paths[-1])  # RGBA
+    return paths
+
+
+def _reference_predict(model, transform, files: Sequence[Path]) -> np.ndarray:
+    """The authors' notebook path: PIL open + torchvision Resize/ToTensor/Normalize per image, fp32."""
+
+    with torch.inference_mode():
+        x = torch.stack([transform(Image.open(f).convert("RGB")) for f in files])
+        return torch.softmax(model(x), dim=1).numpy()
+
+
+def _interleaved_timings(
+    paths: dict[str, Any], files: Sequence[Path], batch_size: int, latency_n: int
+) -> dict[str, float]:
+    """Per path: images/s over ``files`` in batches, batch-1 images/s and single-crop latency
+    p50/p95 (ms), and CPU ms per image in batches. Paths take turns on every batch and crop, so a
+    change in the load of a shared machine hits them alike and the ratios stay fair."""
+    for predict_files in paths.values():
+        predict_files(files[:batch_size])  # warm-up (allocators, oneDNN kernels)
+    seconds = dict.fromkeys(paths, 0.0)
+    cpu_seconds = dict.fromkeys(paths, 0.0)  # all threads of this process: robust to other load
+    for i in range(0, len(files), batch_size):
+        for name, predict_files in paths.items():
+            start, cpu_start = time.perf_counter(), time.process_time()
+            predict_files(files[i : i + batch_size])
+            seconds[name] += time.perf_counter() - start
+            cpu_seconds[name] += time.process_time() - cpu_start
+    latencies: dict[str, list[float]] = {name: [] for name in paths}
+    for f in files[:latency_n]:
+        for name, predict_files in paths.items():
+            start = time.perf_counter()
+            predict_files([f])
+            latencies[name].append((time.perf_counter() - start) * 1000)
+    results = {}
+    for name in paths:
+        ms = np.asarray(latencies[name])
+        results[f"{name}_img_s"] = len(files) / seconds[name]
+        results[f"{name}_cpu_ms_per_img"] = 1000 * cpu_seconds[name] / len(files)
+        results[f"{name}_b1_img_s"] = 1000.0 / float(ms.mean())
+        results[f"{name}_p50_ms"] = float(np.percentile(ms, 50))
+        results[f"{name}_p95_ms"] = float(np.percentile(ms, 95))
+    return results
+
+
+def _model_only_img_s(predictor: OnnxPredictor, crops: Sequence[np.ndarray], repeats: int) -> float:
+    """images/s of the onnxruntime session alone on one ready batch: the ceiling of that path."""
+    x = predictor.input_array(crops)
+    predictor.run_array(x)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        predictor.run_array(x)
+    return repeats * len(x) / (time.perf_counter() - start)
+
+
+def _arithmetic_ceiling(results: dict, image_size: int) -> dict[str, float]:
+    """The int8 session's GOP/s as a fraction of this CPU's int8 matmul peak, and what 8x the
+    reference's throughput would need, as a fraction of that peak (> 1: beyond this CPU)."""
+
+    gflop = model_gflop(build_model(), image_size, backward=False)
+    peak_int8 = peak_gflop_s("int8")
+    return {
+        "forward_gflop_per_image": gflop,
+        "peak_int8_gop_s": peak_int8,
+        "onnx_int8_model_only_peak_fraction": results["onnx_int8_model_only_img_s"]
+        * gflop
+        / peak_int8,
+        "target_8x_peak_fraction": 8 * results["reference_img_s"] * gflop / peak_int8,
+    }
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Reference (authors' notebook: fp32 eager, PIL + torchvision per image) vs vcfnet (bf16 +
+    channels_last via ``vcfnet.device``; onnxruntime fp32 and int8, the int8 model calibrated on
+    the first 64 crops and compared with fp32 PyTorch) on the same crops read from PNG files:
+    images/s in batches, batch-1 images/s, single-crop latency p50/p95, model load time, and the
+    int8 session alone on a ready batch (no decoding or resizing: the most that path can give)."""
+
+    n, batch_size = int(args.n), int(args.batch_size)
+    latency_n = min(int(args.latency_n), n)
+    pre = Preprocessing(input=InputSpec(image_size=int(args.image_size)))
+    results: dict[str, Any] = {
+        "n_crops": n,
+        "batch_size": batch_size,
+        "threads": torch.get_num_threads(),
+    }
+    with tempfile.TemporaryDirectory(prefix="vcfnet-bench-predict-") as tmp:
+        tmp_path = Path(tmp)
+        files = _bench_crops(tmp_path, n)
+        torch.manual_seed(0)
+        save_checkpoint(tmp_path / "model.pt", build_model(), preprocessing=pre, config={})
+        export_onnx(tmp_path / "model.pt", tmp_path / "model.onnx")
+
+        reference = load_checkpoint(tmp_path / "model.pt").model.eval()
+        transform = transforms.Compose(
+            [
+                transforms.Resize((pre.image_size, pre.image_size)),
+                transforms.ToTensor(),
+                transforms.Normalize(pre.mean, pre.std),
+            ]
+        )
+        start = time.perf_counter()
+        fast = load_model(tmp_path / "model.pt", batch_size=batch_size)
+        results["load_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        onnx = load_model(tmp_path / "model.onnx", batch_size=batch_size)
+        results["load_onnx_s"] = time.perf_counter() - start
+
+        crops = [read_radiograph(f).pixels for f in files]
+        start = time.perf_counter()
+        quantize_onnx(tmp_path / "model.onnx", tmp_path / "model_int8.onnx", crops[:64])
+        results["quantize_int8_s"] = time.perf_counter() - start
+        onnx_int8 = load_model(tmp_path / "model_int8.onnx", batch_size=batch_size)
+        fp32 = load_model(tmp_path / "model.pt", device="cpu", precision="fp32")
+        results["onnx_int8_max_abs_dp"], results["onnx_int8_top1_agreement"] = agreement(
+            fp32.predict_crops(crops), onnx_int8.predict_crops(crops)
+        )
+        results["vcfnet_precision"] = fast.precision.name
+        paths = {
+            "reference": lambda fs: _reference_predict(reference, transform, fs),
+            "vcfnet_torch": fast.predict_crop_files,
+            "vcfnet_onnx": onnx.predict_crop_files,
+            "vcfnet_onnx_int8": onnx_int8.predict_crop_files,
+        }
+        results.update(_interleaved_timings(paths, files, batch_size, latency_n))
+        results["onnx_int8_model_only_img_s"] = _model_only_img_s(
+            onnx_int8, crops[:batch_size], repeats=max(1, n // batch_size)
+        )
+    results["onnx_int8_model_only_speedup"] = (
+        results["onnx_int8_model_only_img_s"] / results["reference_img_s"]
+    )
+    results.update(_arithmetic_ceiling(results, pre.image_size))
+    for prefix in ("vcfnet_torch", "vcfnet_onnx", "vcfnet_onnx_int8"):
+        results[f"{prefix}_speedup"] = results[f"{prefix}_img_s"] / results["reference_img_s"]
+        results[f"{prefix}_p50_speedup"] = results["reference_p50_ms"] / results[f"{prefix}_p50_ms"]
+        results[f"{prefix}_cpu_speedup"] = (
+            results["reference_cpu_ms_per_img"] / results[f"{prefix}_cpu_ms_per_img"]
+        )
+    return results

@@ -1,0 +1,1 @@
+"""Evaluation: the predictions schema, evaluate (any Predictor), the metrics report, compare."""

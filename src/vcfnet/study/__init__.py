@@ -1,0 +1,1 @@
+"""The study: the paper's published numbers and the end-to-end demo on a synthetic cohort."""

@@ -1,0 +1,1 @@
+"""Training: ``train(TrainConfig)`` and its parts (config, loop, steps, distributed, outputs)."""
