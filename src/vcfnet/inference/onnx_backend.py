@@ -75,9 +75,14 @@ class OnnxPredictor(Predictor):
         return normalize_array(batch, self.input)
 
     def run_array(self, x: np.ndarray) -> np.ndarray:
-        """float32 (N, classes) probabilities for a ready model input ``x`` (N, C, S, S)."""
-        (probs,) = self.session.run([ONNX_OUTPUTS[1]], {ONNX_INPUT: x})
-        return probs
+        """float64 (N, classes) probabilities for a ready model input ``x`` (N, C, S, S).
+
+        The softmax is taken here on the graph's logits: an int8 graph's own softmax output is
+        quantized too, and its rows then sum to 1 only within ~1 %."""
+        (logits,) = self.session.run([ONNX_OUTPUTS[0]], {ONNX_INPUT: x})
+        z = logits.astype(np.float64)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
 
     def predict_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         out = [

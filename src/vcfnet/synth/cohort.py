@@ -16,14 +16,12 @@ bytes do not depend on the number of workers.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as dt
 import io
 import json
 import logging
 import os
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -32,15 +30,16 @@ from pathlib import Path
 import numpy as np
 
 from vcfnet import __version__
-from vcfnet.config import add_config_arguments, resolve_config
 from vcfnet.errors import ConfigError
 from vcfnet.io.atomic import atomic_write_bytes, atomic_write_text
 from vcfnet.io.voc import write_voc
 from vcfnet.labels import CLASS_NAMES
 from vcfnet.synth.anatomy import SPINE_LEVELS, build_spine, choose_fracture_levels
+from vcfnet.synth.dicom import dicom_bytes
 from vcfnet.synth.fractures import FractureSpec, sample_background, sample_fracture
 from vcfnet.synth.render import render_radiograph
-from vcfnet.synth.sites import ImagingProfile, SiteSpec, preset_sites
+from vcfnet.synth.sites import SiteSpec, preset_sites
+from vcfnet.synth.tasks import ImageTask
 
 log = logging.getLogger(__name__)
 
@@ -158,32 +157,6 @@ def parse_size(size: str) -> tuple[int, int]:
     if w < 128 or h < 128:
         raise ConfigError(f"--size {size!r} is too small; use at least 128x128")
     return h, w
-
-
-@dataclass(frozen=True)
-class ImageTask:
-    """One radiograph to render: who, where, which fractures."""
-
-    site: str
-    site_index: int
-    index: int
-    image: str
-    patient_id: str
-    patient_name: str
-    age: int
-    sex: str
-    birth_date: str
-    study_date: str
-    fractures: dict[str, str]  # level -> class
-    profile: ImagingProfile
-    shape: tuple[int, int]
-    seed: int
-    annotate_normal: bool = False
-    sign_strength: float = 1.0
-
-    @property
-    def uid_entropy(self) -> list[str]:
-        return [str(self.seed), self.site, str(self.index)]
 
 
 @dataclass
@@ -317,86 +290,6 @@ def render_task(task: ImageTask) -> tuple[np.ndarray, list[dict]]:
     return image, rows
 
 
-def dicom_bytes(task: ImageTask, image: np.ndarray) -> bytes:
-    """The radiograph as a DICOM Part 10 file (DX/CR For Presentation, the site's storage choices)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import (
-        ComputedRadiographyImageStorage,
-        DigitalXRayImageStorageForPresentation,
-        ExplicitVRLittleEndian,
-        JPEG2000Lossless,
-        RLELossless,
-        generate_uid,
-    )
-
-    p = task.profile
-    maxv = (1 << p.bits_stored) - 1
-    stored = np.round(image * maxv).astype(np.uint16)
-    if p.photometric == "MONOCHROME1":
-        stored = (maxv - stored).astype(np.uint16)
-    sop_class = (
-        ComputedRadiographyImageStorage
-        if p.modality == "CR"
-        else DigitalXRayImageStorageForPresentation
-    )
-    uid = lambda what: generate_uid(entropy_srcs=[*task.uid_entropy, what])  # noqa: E731
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = uid("sop")
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = uid("study"), uid("series")
-    ds.Modality = p.modality
-    ds.PatientName = task.patient_name
-    ds.PatientID = task.patient_id
-    ds.PatientBirthDate = task.birth_date
-    ds.PatientSex = task.sex
-    ds.PatientAge = f"{task.age:03d}Y"
-    ds.StudyDate = ds.SeriesDate = ds.ContentDate = task.study_date
-    ds.StudyTime = ds.SeriesTime = ds.ContentTime = (
-        f"{9 + task.index % 9:02d}{task.index % 60:02d}00"
-    )
-    ds.AccessionNumber = f"A{task.site[:2]}{int(task.patient_id[2:]) % 10**7:07d}"
-    ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = str(task.index + 1), 1, 1
-    ds.InstitutionName = p.institution
-    ds.Manufacturer = p.manufacturer
-    ds.ReferringPhysicianName = ""
-    ds.BodyPartExamined = "LSPINE"
-    ds.ViewPosition = "LL"
-    ds.PatientOrientation = ["P", "F"]
-    ds.StudyDescription = "LUMBAR SPINE LAT"
-    if p.modality == "DX":
-        ds.PresentationIntentType = "FOR PRESENTATION"
-        ds.ImageType = ["DERIVED", "PRIMARY"]
-    else:
-        ds.ImageType = ["ORIGINAL", "PRIMARY"]
-    spacing = p.field_height_mm / task.shape[0]
-    ds.PixelSpacing = [f"{spacing:.4f}", f"{spacing:.4f}"]
-    ds.ImagerPixelSpacing = [f"{spacing * p.magnification:.4f}", f"{spacing * p.magnification:.4f}"]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = p.photometric
-    ds.Rows, ds.Columns = stored.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, p.bits_stored, p.bits_stored - 1
-    ds.PixelRepresentation = 0
-    if p.rescale_slope != 1.0 or p.rescale_intercept != 0.0:
-        ds.RescaleSlope, ds.RescaleIntercept = f"{p.rescale_slope:g}", f"{p.rescale_intercept:g}"
-        ds.RescaleType = "US"
-    ds.WindowCenter = f"{p.rescale_slope * maxv / 2 + p.rescale_intercept:g}"
-    ds.WindowWidth = f"{p.rescale_slope * maxv:g}"
-    ds.BurnedInAnnotation = "NO"
-    ds.PixelData = stored.tobytes()
-    if p.transfer_syntax == "rle":
-        ds.compress(RLELossless, stored, encoding_plugin="pylibjpeg", generate_instance_uid=False)
-    elif p.transfer_syntax == "jpeg2000":
-        logging.getLogger("openjpeg").setLevel(logging.WARNING)
-        ds.compress(JPEG2000Lossless, stored, generate_instance_uid=False)
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
-
-
 def write_task(task: ImageTask, out: Path) -> list[dict]:
     """Render ``task`` and write its DICOM and LabelImg XML under ``out/<site>``; its truth rows."""
     image, rows = render_task(task)
@@ -506,54 +399,3 @@ def generate_cohort(cfg: SynthConfig) -> CohortResult:
     atomic_write_text(out / "cohort.json", json.dumps(summary, indent=2) + "\n")
     result.seconds = time.perf_counter() - t0
     return result
-
-
-def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, SynthConfig)
-
-
-def run_synth(args: argparse.Namespace) -> int:
-    cfg = resolve_config(SynthConfig, args)
-    result = generate_cohort(cfg)
-    for name, info in result.sites.items():
-        c = info["counts"]
-        print(
-            f"{name:12s} {info['images']:5d} radiographs  {info['vertebrae']:5d} vertebrae "
-            f"(acute {c['acute']}, chronic {c['chronic']}, pathologic {c['pathologic']})"
-        )
-    print(f"wrote {result.n_images} radiographs to {result.out} in {result.seconds:.1f} s")
-    return 0
-
-
-def add_bench_synth_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n", type=int, default=8, help="radiographs per measurement")
-    parser.add_argument("--size", default="1024x1280", help="WIDTHxHEIGHT")
-    parser.add_argument("--workers", type=int, default=0, help="parallel workers (0 = all cores)")
-
-
-def bench_synth(args: argparse.Namespace) -> dict:
-    """Radiographs/s (render + DICOM + XML) at 1 worker and at N workers, side by side."""
-    n = int(getattr(args, "n", 8))
-    workers = int(getattr(args, "workers", 0)) or (os.cpu_count() or 1)
-    cfg = SynthConfig(scale=1.0, size=getattr(args, "size", "1024x1280"))
-    sites = preset_sites("paper", 1.0)
-    tasks = []
-    for i in range(2 * n):  # all site profiles in turn
-        site = sites[i % len(sites)]
-        tasks.append(plan_site(site, i % len(sites), cfg)[i])
-    with tempfile.TemporaryDirectory() as tmp:
-        t0, c0 = time.perf_counter(), time.process_time()
-        run_tasks(tasks[:n], Path(tmp), 1, desc="1 worker")
-        t1, c1 = time.perf_counter(), time.process_time()
-        run_tasks(tasks[n:], Path(tmp), workers, desc=f"{workers} workers")
-        t2 = time.perf_counter()
-    single, multi = n / (t1 - t0), n / (t2 - t1)
-    return {
-        "radiographs": n,
-        "workers": workers,
-        "s_per_radiograph_1_worker": (t1 - t0) / n,
-        "cpu_s_per_radiograph_1_worker": (c1 - c0) / n,
-        "radiographs_per_s_1_worker": single,
-        "radiographs_per_s_n_workers": multi,
-        "speedup": multi / single,
-    }

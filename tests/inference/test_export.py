@@ -186,3 +186,33 @@ def test_quantize_needs_calibration(tmp_path, capsys):
     assert main([*args, "--quantize", "int8"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--calibration" in err and len(err.splitlines()) == 1
+
+
+def test_evaluate_runs_the_int8_model_like_the_checkpoint(quantized, tmp_path):
+    """`vcfnet evaluate` takes the int8 ONNX export; its metrics match the .pt run's within
+    int8 tolerance, and the report names the runtime."""
+    import pandas as pd
+    from PIL import Image
+
+    from tests.factories import make_tiny_dataset
+
+    run, out, _ = quantized
+    data = make_tiny_dataset(tmp_path / "data", n_per_class=10, splits=("test",))
+    manifest = pd.read_csv(data / "manifest.csv")
+    crops, _ = brightness_crops(seed=1, n=len(manifest))
+    brightness_of = {c: k for k, c in enumerate(CLASS_NAMES)}
+    for row, crop_k in zip(manifest.itertuples(), range(len(manifest)), strict=True):
+        crop = crops[3 * (crop_k // 3) + brightness_of[row.label]]  # a crop of the row's class
+        Image.fromarray(crop).save(data / row.crop_path)
+    metrics = {}
+    for name, model in (("pt", run), ("int8", out)):
+        assert main(["evaluate", "--model", str(model), "--data", str(data), "--out",
+                     str(tmp_path / name), "--precision", "fp32"]) == 0  # fmt: skip
+        table = pd.read_csv(tmp_path / name / "metrics.csv").set_index("class")
+        metrics[name] = table
+    overall_pt, overall_int8 = metrics["pt"].loc["overall"], metrics["int8"].loc["overall"]
+    assert overall_pt["top1_accuracy"] > 0.8  # the fitted head separates the classes
+    assert abs(overall_int8["top1_accuracy"] - overall_pt["top1_accuracy"]) <= 0.1
+    assert abs(overall_int8["macro_auc"] - overall_pt["macro_auc"]) <= 0.05
+    report = (tmp_path / "int8" / "report.md").read_text()
+    assert "onnxruntime-int8" in report
