@@ -14,8 +14,12 @@ from vcfnet.stats.roc import roc_auc_ci
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-cases", type=int, default=1000, help="cases (default 1000)")
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates")
-    parser.add_argument("--naive-boot", type=int, default=100,
-                        help="replicates timed for the naive loop (then extrapolated)")  # fmt: skip
+    parser.add_argument(
+        "--naive-boot",
+        type=int,
+        default=100,
+        help="replicates timed for the naive loop (then extrapolated)",
+    )
 
 
 def run(args: argparse.Namespace) -> dict:

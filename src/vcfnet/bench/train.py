@@ -122,9 +122,13 @@ class _ReferencePipeline:
         self.model = build_model(len(CLASS_NAMES), "none")
         self.opt = _adam(self.model)
         self.loader = torch.utils.data.DataLoader(
-            _ReferenceDataset(paths, labels, image_size), batch_size=batch_size, shuffle=True,
-            num_workers=workers, persistent_workers=workers > 0, drop_last=len(paths) > batch_size,
-        )  # fmt: skip
+            _ReferenceDataset(paths, labels, image_size),
+            batch_size=batch_size,
+            shuffle=True,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            drop_last=len(paths) > batch_size,
+        )
 
     def epoch(self):
         return iter(self.loader)
@@ -158,10 +162,20 @@ class _VcfnetPipeline:
 
     def step(self, idx: torch.Tensor) -> int:
         train_one_epoch(
-            self.model, self.opt, self.data, [idx], pre=self.pre, aug=Augmentation(),
-            generator=torch.Generator().manual_seed(int(idx[0])), loss_weight=None, device=torch.device("cpu"),
-            precision=self.precision, scaler=None, dist=Dist(), progress=False,
-        )  # fmt: skip
+            self.model,
+            self.opt,
+            self.data,
+            [idx],
+            pre=self.pre,
+            aug=Augmentation(),
+            generator=torch.Generator().manual_seed(int(idx[0])),
+            loss_weight=None,
+            device=torch.device("cpu"),
+            precision=self.precision,
+            scaler=None,
+            dist=Dist(),
+            progress=False,
+        )
         return len(idx)
 
 
@@ -256,9 +270,14 @@ def _parity(paths, labels, args, pre: InputSpec, precision: Precision) -> dict[s
             for batch in pipe.epoch():
                 pipe.step(batch)
         metrics = evaluate(
-            pipe.model, val, pre=pre, device=torch.device("cpu"), precision=resolve_precision("fp32", torch.device("cpu")),
-            batch_size=64, dist=Dist(),
-        )  # fmt: skip
+            pipe.model,
+            val,
+            pre=pre,
+            device=torch.device("cpu"),
+            precision=resolve_precision("fp32", torch.device("cpu")),
+            batch_size=64,
+            dist=Dist(),
+        )
         out[f"{name}_val_loss"] = metrics["val_loss"]
         out[f"{name}_val_acc"] = metrics["val_acc"]
     return out

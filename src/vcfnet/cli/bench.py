@@ -55,7 +55,11 @@ def run_bench(args: argparse.Namespace) -> int:
         if not args.json:
             _print_table(what, results)
     if args.json:
-        json.dump(all_results if args.what == "all" else all_results[args.what], sys.stdout,
-                  indent=2, default=str)  # fmt: skip
+        json.dump(
+            all_results if args.what == "all" else all_results[args.what],
+            sys.stdout,
+            indent=2,
+            default=str,
+        )
         sys.stdout.write("\n")
     return 0

@@ -25,28 +25,49 @@ def _require(value: Any, option: str) -> Any:
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, EvaluateConfig, skip=("data", "site"))
-    parser.add_argument("--data", nargs="+", type=Path, default=None, metavar="DATASET_DIR",
-                        help="dataset folder(s) made by 'vcfnet prepare'")  # fmt: skip
-    parser.add_argument("--site", nargs="+", default=None, metavar="NAME",
-                        help="only these sites (default: all)")  # fmt: skip
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="DATASET_DIR",
+        help="dataset folder(s) made by 'vcfnet prepare'",
+    )
+    parser.add_argument(
+        "--site", nargs="+", default=None, metavar="NAME", help="only these sites (default: all)"
+    )
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     cfg = resolve_config(EvaluateConfig, args)
     metrics = evaluate_model(
-        _require(cfg.model, "--model"), _require(cfg.data, "--data"), _require(cfg.out, "--out"),
-        split=cfg.split, sites=tuple(cfg.site), ci=cfg.ci, n_boot=cfg.n_boot, level=cfg.level,
-        seed=cfg.seed, n_bins=cfg.n_bins, device=cfg.device, precision=cfg.precision,
-        batch_size=cfg.batch_size, workers=cfg.workers,
-    )  # fmt: skip
+        _require(cfg.model, "--model"),
+        _require(cfg.data, "--data"),
+        _require(cfg.out, "--out"),
+        split=cfg.split,
+        sites=tuple(cfg.site),
+        ci=cfg.ci,
+        n_boot=cfg.n_boot,
+        level=cfg.level,
+        seed=cfg.seed,
+        n_bins=cfg.n_bins,
+        device=cfg.device,
+        precision=cfg.precision,
+        batch_size=cfg.batch_size,
+        workers=cfg.workers,
+    )
     save_command_config(cfg, cfg.out)
     _print_summary(metrics, cfg.out)
     return 0
 
 
 def add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("predictions", type=Path, metavar="PREDICTIONS_CSV",
-                        help="predictions.csv written by 'vcfnet evaluate'")  # fmt: skip
+    parser.add_argument(
+        "predictions",
+        type=Path,
+        metavar="PREDICTIONS_CSV",
+        help="predictions.csv written by 'vcfnet evaluate'",
+    )
     add_config_arguments(parser, MetricsConfig, skip=("predictions",))
 
 
@@ -55,9 +76,15 @@ def run_metrics(args: argparse.Namespace) -> int:
     preds = read_predictions(_require(cfg.predictions, "PREDICTIONS_CSV"))
     out = _require(cfg.out, "--out")
     metrics = write_metrics_report(
-        preds, out, ci=cfg.ci, n_boot=cfg.n_boot, level=cfg.level, seed=cfg.seed,
-        n_bins=cfg.n_bins, provenance={"predictions": str(cfg.predictions)},
-    )  # fmt: skip
+        preds,
+        out,
+        ci=cfg.ci,
+        n_boot=cfg.n_boot,
+        level=cfg.level,
+        seed=cfg.seed,
+        n_bins=cfg.n_bins,
+        provenance={"predictions": str(cfg.predictions)},
+    )
     save_command_config(cfg, out)
     _print_summary(metrics, out)
     return 0

@@ -33,32 +33,79 @@ class Command:
 
 #: name -> command, in pipeline order
 COMMANDS: dict[str, Command] = {
-    "synth": Command("vcfnet.cli.synth", "add_synth_arguments", "run_synth",
-                     "generate a synthetic multicenter cohort (DICOM + LabelImg XML)"),
-    "prepare": Command("vcfnet.cli.prepare", "add_prepare_arguments", "run_prepare",
-                       "turn radiographs + boxes into a de-identified, patient-split crop dataset"),
-    "train": Command("vcfnet.cli.train", "add_train_arguments", "run_train",
-                     "train the ResNet-18 classifier on a prepared dataset"),
-    "evaluate": Command("vcfnet.cli.evaluate", "add_evaluate_arguments", "run_evaluate",
-                        "predict on prepared datasets and write the Table 2 / Figure 5 report"),
-    "metrics": Command("vcfnet.cli.evaluate", "add_metrics_arguments", "run_metrics",
-                       "the evaluation report from a predictions.csv (no model needed)"),
-    "compare": Command("vcfnet.cli.evaluate", "add_compare_arguments", "run_compare",
-                       "paired comparison of two models' predictions (DeLong, McNemar)"),
-    "predict": Command("vcfnet.cli.predict", "add_predict_arguments", "run_predict",
-                       "classify boxed vertebrae on radiographs or crops, with heatmaps"),
-    "export": Command("vcfnet.cli.predict", "add_export_arguments", "run_export",
-                      "export a trained model to ONNX (fp32 or int8)"),
-    "synth-readers": Command("vcfnet.cli.readers", "add_synth_readers_arguments",
-                             "run_synth_readers",
-                             "simulate radiologists' reads (trainee, competent, expert)"),
-    "readers": Command("vcfnet.cli.readers", "add_readers_arguments", "run_readers",
-                       "reader study: Table 3, Figure 6 and MRMC (Obuchowski-Rockette)"),
-    "demo": Command("vcfnet.cli.demo", "add_demo_arguments", "run_demo",
-                    "run the whole multicenter study end to end on synthetic data"),
-    "bench": Command("vcfnet.cli.bench", "add_bench_arguments", "run_bench",
-                     "benchmarks: prepare, synth, train, predict, metrics"),
-}  # fmt: skip
+    "synth": Command(
+        "vcfnet.cli.synth",
+        "add_synth_arguments",
+        "run_synth",
+        "generate a synthetic multicenter cohort (DICOM + LabelImg XML)",
+    ),
+    "prepare": Command(
+        "vcfnet.cli.prepare",
+        "add_prepare_arguments",
+        "run_prepare",
+        "turn radiographs + boxes into a de-identified, patient-split crop dataset",
+    ),
+    "train": Command(
+        "vcfnet.cli.train",
+        "add_train_arguments",
+        "run_train",
+        "train the ResNet-18 classifier on a prepared dataset",
+    ),
+    "evaluate": Command(
+        "vcfnet.cli.evaluate",
+        "add_evaluate_arguments",
+        "run_evaluate",
+        "predict on prepared datasets and write the Table 2 / Figure 5 report",
+    ),
+    "metrics": Command(
+        "vcfnet.cli.evaluate",
+        "add_metrics_arguments",
+        "run_metrics",
+        "the evaluation report from a predictions.csv (no model needed)",
+    ),
+    "compare": Command(
+        "vcfnet.cli.evaluate",
+        "add_compare_arguments",
+        "run_compare",
+        "paired comparison of two models' predictions (DeLong, McNemar)",
+    ),
+    "predict": Command(
+        "vcfnet.cli.predict",
+        "add_predict_arguments",
+        "run_predict",
+        "classify boxed vertebrae on radiographs or crops, with heatmaps",
+    ),
+    "export": Command(
+        "vcfnet.cli.predict",
+        "add_export_arguments",
+        "run_export",
+        "export a trained model to ONNX (fp32 or int8)",
+    ),
+    "synth-readers": Command(
+        "vcfnet.cli.readers",
+        "add_synth_readers_arguments",
+        "run_synth_readers",
+        "simulate radiologists' reads (trainee, competent, expert)",
+    ),
+    "readers": Command(
+        "vcfnet.cli.readers",
+        "add_readers_arguments",
+        "run_readers",
+        "reader study: Table 3, Figure 6 and MRMC (Obuchowski-Rockette)",
+    ),
+    "demo": Command(
+        "vcfnet.cli.demo",
+        "add_demo_arguments",
+        "run_demo",
+        "run the whole multicenter study end to end on synthetic data",
+    ),
+    "bench": Command(
+        "vcfnet.cli.bench",
+        "add_bench_arguments",
+        "run_bench",
+        "benchmarks: prepare, synth, train, predict, metrics",
+    ),
+}
 
 
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:

@@ -36,9 +36,14 @@ def run_readers(args: argparse.Namespace) -> int:
     if cfg.truth is None or cfg.reads is None or cfg.out is None:
         raise ConfigError("give --truth PREDICTIONS_CSV, --reads READS_CSV and --out DIR")
     result = run_reader_study(
-        read_table(cfg.truth, "truth"), read_table(cfg.reads, "reads"), cfg.out, cov=cfg.cov,
-        level=cfg.level, simulated=is_simulated(cfg.reads), figures=cfg.figures,
-    )  # fmt: skip
+        read_table(cfg.truth, "truth"),
+        read_table(cfg.reads, "reads"),
+        cfg.out,
+        cov=cfg.cov,
+        level=cfg.level,
+        simulated=is_simulated(cfg.reads),
+        figures=cfg.figures,
+    )
     save_command_config(cfg, cfg.out)
     for cls, v in result.mrmc.get("classes", {}).items():
         if "difference" in v:

@@ -64,15 +64,36 @@ def compare_predictions(
             t = delong_test(
                 y, sub[f"p_{cls}_a"].to_numpy(), sub[f"p_{cls}_b"].to_numpy(), level=level
             )
-            auc_rows.append({"site": site, "class": cls, "n": len(sub), "auc_a": t.auc_a,
-                             "auc_b": t.auc_b, "difference": t.difference, "ci_low": t.low,
-                             "ci_high": t.high, "z": t.z, "p": t.p})  # fmt: skip
+            auc_rows.append(
+                {
+                    "site": site,
+                    "class": cls,
+                    "n": len(sub),
+                    "auc_a": t.auc_a,
+                    "auc_b": t.auc_b,
+                    "difference": t.difference,
+                    "ci_low": t.low,
+                    "ci_high": t.high,
+                    "z": t.z,
+                    "p": t.p,
+                }
+            )
         correct_a = (sub["pred_a"] == sub["label_a"]).to_numpy()
         correct_b = (sub["pred_b"] == sub["label_a"]).to_numpy()
         m = mcnemar_test(correct_a, correct_b)
-        mc_rows.append({"site": site, "n": len(sub), "top1_accuracy_a": correct_a.mean(),
-                        "top1_accuracy_b": correct_b.mean(), "n01": m.n01, "n10": m.n10,
-                        "statistic": m.statistic, "p": m.p, "exact": m.exact})  # fmt: skip
+        mc_rows.append(
+            {
+                "site": site,
+                "n": len(sub),
+                "top1_accuracy_a": correct_a.mean(),
+                "top1_accuracy_b": correct_b.mean(),
+                "n01": m.n01,
+                "n10": m.n10,
+                "statistic": m.statistic,
+                "p": m.p,
+                "exact": m.exact,
+            }
+        )
     return pd.DataFrame(auc_rows), pd.DataFrame(mc_rows)
 
 
@@ -92,10 +113,18 @@ def write_comparison(
     for name, table in (("compare_auc.csv", auc), ("compare_mcnemar.csv", mc)):
         with atomic_path(out_dir / name) as tmp:
             table.to_csv(tmp, index=False)
-    info = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "vcfnet_version": __version__,
-            "predictions_a": str(path_a), "predictions_b": str(path_b), "level": level}  # fmt: skip
-    payload = {"provenance": info, "auc_tests": auc.to_dict(orient="records"),
-               "mcnemar_tests": mc.to_dict(orient="records")}  # fmt: skip
+    info = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "vcfnet_version": __version__,
+        "predictions_a": str(path_a),
+        "predictions_b": str(path_b),
+        "level": level,
+    }
+    payload = {
+        "provenance": info,
+        "auc_tests": auc.to_dict(orient="records"),
+        "mcnemar_tests": mc.to_dict(orient="records"),
+    }
     atomic_write_text(out_dir / "compare.json", json.dumps(json_safe(payload), indent=2) + "\n")
     report = Report("vcfnet compare: model A vs model B")
     report.bullets([f"{k}: {v}" for k, v in info.items()])
@@ -105,9 +134,13 @@ def write_comparison(
         "test on paired correctness (exact binomial below 25 discordant pairs); n01 = cases A got "
         "wrong and B right, n10 = the reverse."
     )
-    report.table(auc.assign(p=auc["p"].map(format_p)) if len(auc) else auc,
-                 caption="DeLong tests of per-class AUC", digits=4)  # fmt: skip
-    report.table(mc.assign(p=mc["p"].map(format_p)), caption="McNemar tests of top-1 accuracy",
-                 digits=4)  # fmt: skip
+    report.table(
+        auc.assign(p=auc["p"].map(format_p)) if len(auc) else auc,
+        caption="DeLong tests of per-class AUC",
+        digits=4,
+    )
+    report.table(
+        mc.assign(p=mc["p"].map(format_p)), caption="McNemar tests of top-1 accuracy", digits=4
+    )
     report.write(out_dir)
     return auc, mc

@@ -57,8 +57,12 @@ def predict_dataset(
     paths = [dataset_dir / p for p in rows["crop_path"]]
     size = predictor.input.image_size
     chunks = [np.zeros((0, len(CLASS_NAMES)))]
-    for start in tqdm(range(0, len(paths), PREDICT_CHUNK), desc=f"predict {dataset_dir.name}",
-                      unit="chunk", disable=None):  # fmt: skip
+    for start in tqdm(
+        range(0, len(paths), PREDICT_CHUNK),
+        desc=f"predict {dataset_dir.name}",
+        unit="chunk",
+        disable=None,
+    ):
         crops = decode_crops(paths[start : start + PREDICT_CHUNK], size, workers=workers)
         chunks.append(predictor.predict_crops(crops))
     probs = np.concatenate(chunks)
@@ -119,5 +123,13 @@ def evaluate_model(
         "split": split,
         "sites": list(sites) or "all",
     }
-    return write_metrics_report(preds, out_dir, ci=ci, n_boot=n_boot, level=level, seed=seed,
-                                n_bins=n_bins, provenance=provenance)  # fmt: skip
+    return write_metrics_report(
+        preds,
+        out_dir,
+        ci=ci,
+        n_boot=n_boot,
+        level=level,
+        seed=seed,
+        n_bins=n_bins,
+        provenance=provenance,
+    )

@@ -25,8 +25,13 @@ PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{c}" for c in CLASS_NAMES)
 
 #: Columns every predictions file must have.
 REQUIRED_PREDICTION_COLUMNS: tuple[str, ...] = (
-    "case_id", "patient_id", "site", "label", "pred", *PROB_COLUMNS,
-)  # fmt: skip
+    "case_id",
+    "patient_id",
+    "site",
+    "label",
+    "pred",
+    *PROB_COLUMNS,
+)
 
 #: Columns of the predictions.csv that ``evaluate`` writes, in order.
 PREDICTION_COLUMNS: tuple[str, ...] = (*REQUIRED_PREDICTION_COLUMNS, "level", "crop_path")
@@ -89,9 +94,19 @@ def read_predictions(path: Path | str) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(f"predictions file {path} not found (write one with 'vcfnet evaluate')")
     try:
-        df = pd.read_csv(path, dtype={"case_id": str, "patient_id": str, "site": str,
-                                      "label": str, "pred": str, "level": str},
-                         keep_default_na=False, na_values={c: ["", "nan", "NaN"] for c in PROB_COLUMNS})  # fmt: skip
+        df = pd.read_csv(
+            path,
+            dtype={
+                "case_id": str,
+                "patient_id": str,
+                "site": str,
+                "label": str,
+                "pred": str,
+                "level": str,
+            },
+            keep_default_na=False,
+            na_values={c: ["", "nan", "NaN"] for c in PROB_COLUMNS},
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path} is not a readable CSV file: {exc}") from exc
     return validate_predictions(df, str(path))

@@ -84,9 +84,16 @@ def site_metrics(
     probs = df.loc[:, list(PROB_COLUMNS)].to_numpy(float)
     groups = df["patient_id"].to_numpy()
     table = classification_table(
-        y_true, y_pred, probs, CLASS_NAMES, ci=ci, level=level, n_boot=n_boot,
-        groups=groups, rng=rng,
-    )  # fmt: skip
+        y_true,
+        y_pred,
+        probs,
+        CLASS_NAMES,
+        ci=ci,
+        level=level,
+        n_boot=n_boot,
+        groups=groups,
+        rng=rng,
+    )
     cm = confusion_matrix(y_true, y_pred, len(CLASS_NAMES))
     props = proportion_table(cm, CLASS_NAMES, level)
     ece = reliability(y_true, probs, n_bins).ece
@@ -132,10 +139,18 @@ def _report_header(
     counts = pd.DataFrame(prov["cases_per_site_and_class"]).T.rename_axis("site").reset_index()
     report.table(counts, caption="Cases per site and true class")
     report.heading("Definitions")
-    method = "DeLong" if ci == "delong" else (
-        f"bootstrap ({n_boot} replicates, resampling patients, stratified)")  # fmt: skip
-    report.bullets([*OVERALL_DEFINITIONS, f"Per-class AUC intervals: {method}; proportions have "
-                    f"Wilson intervals in metrics.json; level {level:.0%}."])  # fmt: skip
+    method = (
+        "DeLong"
+        if ci == "delong"
+        else (f"bootstrap ({n_boot} replicates, resampling patients, stratified)")
+    )
+    report.bullets(
+        [
+            *OVERALL_DEFINITIONS,
+            f"Per-class AUC intervals: {method}; proportions have "
+            f"Wilson intervals in metrics.json; level {level:.0%}.",
+        ]
+    )
 
 
 def _site_section(
@@ -146,14 +161,23 @@ def _site_section(
     y_true = label_indices(sub["label"])
     probs = sub.loc[:, list(PROB_COLUMNS)].to_numpy(float)
     roc = save_figure(
-        plot_roc(y_true, probs, CLASS_NAMES, auc_table=r.table.set_index("class"),
-                 title=f"ROC, {r.site} (n={len(sub)})"),
+        plot_roc(
+            y_true,
+            probs,
+            CLASS_NAMES,
+            auc_table=r.table.set_index("class"),
+            title=f"ROC, {r.site} (n={len(sub)})",
+        ),
         stem.with_name(stem.name + "_roc"),
-    )  # fmt: skip
-    conf = save_figure(plot_confusion(r.confusion, CLASS_NAMES, title=f"Confusion matrix, {r.site}"),
-                       stem.with_name(stem.name + "_confusion"))  # fmt: skip
-    rel = save_figure(plot_reliability(y_true, probs, n_bins=n_bins, title=f"Calibration, {r.site}"),
-                      stem.with_name(stem.name + "_reliability"))  # fmt: skip
+    )
+    conf = save_figure(
+        plot_confusion(r.confusion, CLASS_NAMES, title=f"Confusion matrix, {r.site}"),
+        stem.with_name(stem.name + "_confusion"),
+    )
+    rel = save_figure(
+        plot_reliability(y_true, probs, n_bins=n_bins, title=f"Calibration, {r.site}"),
+        stem.with_name(stem.name + "_reliability"),
+    )
     report.heading(f"Site {r.site}")
     report.table(_report_table(r.table, level), caption=f"Table 2 layout, {r.site}")
     report.figure(roc[0], f"One-vs-rest ROC curves, {r.site}; legend: AUC ({level:.0%} CI)")
@@ -228,8 +252,12 @@ def write_metrics_report(
         for r in results
     }
     _forest_section(report, metrics, out_dir, level)
-    summary = {"provenance": prov, "definitions": list(OVERALL_DEFINITIONS),
-               "columns": ["site", *TABLE_COLUMNS], "sites": site_json}  # fmt: skip
+    summary = {
+        "provenance": prov,
+        "definitions": list(OVERALL_DEFINITIONS),
+        "columns": ["site", *TABLE_COLUMNS],
+        "sites": site_json,
+    }
     atomic_write_text(out_dir / "metrics.json", json.dumps(json_safe(summary), indent=2) + "\n")
     report.write(out_dir)
     log.info("wrote metrics for %d site(s), %d cases to %s", len(sites), len(df), out_dir)

@@ -54,10 +54,15 @@ def _export_program(model: torch.nn.Module, pre, opset: int):
             logger.setLevel(logging.WARNING)
         with torch.no_grad():
             return torch.onnx.export(
-                _WithSoftmax(model.float()).eval(), (example,), dynamo=True,
-                opset_version=opset, input_names=[ONNX_INPUT], output_names=list(ONNX_OUTPUTS),
-                dynamic_shapes={"image": {0: batch}}, verbose=False,
-            )  # fmt: skip
+                _WithSoftmax(model.float()).eval(),
+                (example,),
+                dynamo=True,
+                opset_version=opset,
+                input_names=[ONNX_INPUT],
+                output_names=list(ONNX_OUTPUTS),
+                dynamic_shapes={"image": {0: batch}},
+                verbose=False,
+            )
     finally:
         for logger, level in zip(quiet, levels, strict=True):
             logger.setLevel(level)

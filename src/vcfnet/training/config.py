@@ -12,17 +12,33 @@ from vcfnet.labels import CLASS_NAMES
 from vcfnet.preprocess import DEFAULT_IMAGE_SIZE
 
 METRIC_COLUMNS: tuple[str, ...] = (
-    "epoch", "train_loss", "train_acc", "val_loss", "val_acc",
-    *(f"val_auc_{c}" for c in CLASS_NAMES), "val_macro_auc", "lr", "seconds", "images_per_s",
-)  # fmt: skip
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    *(f"val_auc_{c}" for c in CLASS_NAMES),
+    "val_macro_auc",
+    "lr",
+    "seconds",
+    "images_per_s",
+)
 
 #: Columns that measure time and so differ between otherwise identical runs.
 TIME_COLUMNS: tuple[str, ...] = ("seconds", "images_per_s")
 
 #: Options that may change when a run is resumed; all others are taken from the checkpoint.
 RESUME_OVERRIDABLE: tuple[str, ...] = (
-    "epochs", "resume", "max_epochs_this_run", "device", "workers", "nproc", "progress", "data", "out",
-)  # fmt: skip
+    "epochs",
+    "resume",
+    "max_epochs_this_run",
+    "device",
+    "workers",
+    "nproc",
+    "progress",
+    "data",
+    "out",
+)
 
 
 @dataclass

@@ -73,9 +73,13 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 def _spawned_worker(local_rank: int, cfg: TrainConfig, port: int, nproc: int) -> None:
     os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(local_rank), LOCAL_RANK=str(local_rank),
-        WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc),
-    )  # fmt: skip
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(local_rank),
+        LOCAL_RANK=str(local_rank),
+        WORLD_SIZE=str(nproc),
+        LOCAL_WORLD_SIZE=str(nproc),
+    )
     _run(cfg)
 
 
@@ -200,15 +204,32 @@ def _load_data(cfg: TrainConfig, device: torch.device, dist: Dist, state: dict) 
         load_split(cfg.data, split, cfg.image_size, workers=cfg.workers, manifest=manifest)
         for split in ("train", "val")
     ]
-    run = _Run(cfg, device, dist, precision, pre, aug, *splits,
-               weights_used=state.get("weights_used") or weights_record(cfg.weights))  # fmt: skip
+    run = _Run(
+        cfg,
+        device,
+        dist,
+        precision,
+        pre,
+        aug,
+        *splits,
+        weights_used=state.get("weights_used") or weights_record(cfg.weights),
+    )
     log.info(
         "data %s: train %d %s, val %d %s (decoded in %.1f s); test rows never read",
-        cfg.data, len(run.train_data), run.train_data.class_counts(), len(run.val_data),
-        run.val_data.class_counts(), time.perf_counter() - t0,
-    )  # fmt: skip
-    log.info("device %s, precision %s, world size %d, weights %s",
-             device, precision.name, dist.world_size, run.weights_used)  # fmt: skip
+        cfg.data,
+        len(run.train_data),
+        run.train_data.class_counts(),
+        len(run.val_data),
+        run.val_data.class_counts(),
+        time.perf_counter() - t0,
+    )
+    log.info(
+        "device %s, precision %s, world size %d, weights %s",
+        device,
+        precision.name,
+        dist.world_size,
+        run.weights_used,
+    )
     return run
 
 
@@ -237,9 +258,13 @@ def _build_model_and_optimizer(run: _Run, state: dict) -> None:
     if cfg.class_weights == "auto":
         run.loss_weight = balanced_weights(run.train_data.labels).to(run.device)
     run.sampler = EpochBatches(
-        run.train_data.labels, batch_size=max(2, cfg.batch_size // dist.world_size), seed=cfg.seed,
-        balanced=cfg.sampler == "balanced", rank=dist.rank, world_size=dist.world_size,
-    )  # fmt: skip
+        run.train_data.labels,
+        batch_size=max(2, cfg.batch_size // dist.world_size),
+        seed=cfg.seed,
+        balanced=cfg.sampler == "balanced",
+        rank=dist.rank,
+        world_size=dist.world_size,
+    )
 
 
 def _restore(run: _Run, state: dict) -> _Progress:
@@ -251,10 +276,17 @@ def _restore(run: _Run, state: dict) -> _Progress:
     if run.scaler is not None and state.get("scaler"):
         run.scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng"]["torch"])
-    log.info("resumed from %s after epoch %d", Path(run.cfg.out) / "checkpoints" / "last.pt",
-             int(state["epoch"]))  # fmt: skip
-    return _Progress(int(state["epoch"]), list(state["history"]), float(state["best_metric"]),
-                     int(state["best_epoch"]))  # fmt: skip
+    log.info(
+        "resumed from %s after epoch %d",
+        Path(run.cfg.out) / "checkpoints" / "last.pt",
+        int(state["epoch"]),
+    )
+    return _Progress(
+        int(state["epoch"]),
+        list(state["history"]),
+        float(state["best_metric"]),
+        int(state["best_epoch"]),
+    )
 
 
 def _run_epoch(run: _Run, progress: _Progress, epoch: int) -> bool:
@@ -263,17 +295,40 @@ def _run_epoch(run: _Run, progress: _Progress, epoch: int) -> bool:
     lr = run.optimizer.param_groups[0]["lr"]
     gen = torch.Generator().manual_seed((cfg.seed * 1_000_003 + epoch) * 1009 + dist.rank)
     stats = train_one_epoch(
-        run.model, run.optimizer, run.train_data, run.sampler.batches(epoch), pre=run.pre.input,
-        aug=run.aug, generator=gen, loss_weight=run.loss_weight, device=run.device,
-        precision=run.precision, scaler=run.scaler, dist=dist,
-        desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress,
-    )  # fmt: skip
+        run.model,
+        run.optimizer,
+        run.train_data,
+        run.sampler.batches(epoch),
+        pre=run.pre.input,
+        aug=run.aug,
+        generator=gen,
+        loss_weight=run.loss_weight,
+        device=run.device,
+        precision=run.precision,
+        scaler=run.scaler,
+        dist=dist,
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        progress=cfg.progress,
+    )
     run.scheduler.step()
     average_buffers(run.core, dist)
-    val = evaluate(run.core, run.val_data, pre=run.pre.input, device=run.device,
-                   precision=run.precision, batch_size=2 * run.sampler.batch_size, dist=dist)  # fmt: skip
-    row = {"epoch": epoch + 1, **{k: stats[k] for k in ("train_loss", "train_acc")}, **val, "lr": lr,
-           "seconds": stats["seconds"], "images_per_s": stats["images_per_s"]}  # fmt: skip
+    val = evaluate(
+        run.core,
+        run.val_data,
+        pre=run.pre.input,
+        device=run.device,
+        precision=run.precision,
+        batch_size=2 * run.sampler.batch_size,
+        dist=dist,
+    )
+    row = {
+        "epoch": epoch + 1,
+        **{k: stats[k] for k in ("train_loss", "train_acc")},
+        **val,
+        "lr": lr,
+        "seconds": stats["seconds"],
+        "images_per_s": stats["images_per_s"],
+    }
     progress.history.append(row)
     metric = row["val_macro_auc"] if cfg.select_metric == "macro_auc" else row["val_loss"]
     improved = _is_better(metric, progress.best_metric, cfg.select_metric)
@@ -281,9 +336,17 @@ def _run_epoch(run: _Run, progress: _Progress, epoch: int) -> bool:
         progress.best_metric, progress.best_epoch = metric, epoch + 1
     log.info(
         "epoch %d/%d train loss %.4f acc %.3f | val loss %.4f acc %.3f macro AUC %.3f | %.1f s, %.1f img/s%s",
-        epoch + 1, cfg.epochs, row["train_loss"], row["train_acc"], row["val_loss"], row["val_acc"],
-        row["val_macro_auc"], row["seconds"], row["images_per_s"], " (best)" if improved else "",
-    )  # fmt: skip
+        epoch + 1,
+        cfg.epochs,
+        row["train_loss"],
+        row["train_acc"],
+        row["val_loss"],
+        row["val_acc"],
+        row["val_macro_auc"],
+        row["seconds"],
+        row["images_per_s"],
+        " (best)" if improved else "",
+    )
     return improved
 
 
@@ -306,11 +369,23 @@ def _save_epoch(run: _Run, progress: _Progress, epoch: int, improved: bool) -> N
     }
     names = ["last.pt", "best.pt"] if improved else ["last.pt"]
     for name in names:
-        save_checkpoint(run_dir / "checkpoints" / name, run.core, preprocessing=run.pre,
-                        config=config_to_dict(run.cfg), extra=extra)  # fmt: skip
+        save_checkpoint(
+            run_dir / "checkpoints" / name,
+            run.core,
+            preprocessing=run.pre,
+            config=config_to_dict(run.cfg),
+            extra=extra,
+        )
     write_metrics(progress.history, run_dir / "metrics.csv")
-    write_model_card(run_dir / "model_card.md", run.cfg, progress.history, progress.best_epoch,
-                     run.weights_used, run.train_data, run.val_data)  # fmt: skip
+    write_model_card(
+        run_dir / "model_card.md",
+        run.cfg,
+        progress.history,
+        progress.best_epoch,
+        run.weights_used,
+        run.train_data,
+        run.val_data,
+    )
 
 
 def _train_loop(cfg: TrainConfig, device: torch.device, dist: Dist, state: dict[str, Any]) -> None:
@@ -333,5 +408,10 @@ def _train_loop(cfg: TrainConfig, device: torch.device, dist: Dist, state: dict[
     if stop < cfg.epochs:
         log.info("stopped after epoch %d of %d as asked; continue with --resume", stop, cfg.epochs)
     else:
-        log.info("done: best epoch %d (val %s %.4f), run folder %s", progress.best_epoch,
-                 cfg.select_metric, progress.best_metric, cfg.out)  # fmt: skip
+        log.info(
+            "done: best epoch %d (val %s %.4f), run folder %s",
+            progress.best_epoch,
+            cfg.select_metric,
+            progress.best_metric,
+            cfg.out,
+        )

@@ -53,9 +53,14 @@ def _fmt(v: float) -> str:
 
 
 def write_model_card(
-    path: Path, cfg: TrainConfig, history: list[dict], best_epoch: int, weights_used: str,
-    train_data: CropTensors, val_data: CropTensors,
-) -> None:  # fmt: skip
+    path: Path,
+    cfg: TrainConfig,
+    history: list[dict],
+    best_epoch: int,
+    weights_used: str,
+    train_data: CropTensors,
+    val_data: CropTensors,
+) -> None:
     """model_card.md: data, recipe, validation results, intended use and limits."""
     best = next((r for r in history if r["epoch"] == best_epoch), history[-1])
     counts = "\n".join(
