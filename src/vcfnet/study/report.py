@@ -124,15 +124,9 @@ def _reader_table(readers_csv: Path) -> pd.DataFrame:
     return out
 
 
-def build_demo_report(paths: DemoPaths, cfg: DemoConfig, roles: Mapping[str, str]) -> Report:
-    """Assemble the demo's report from the step outputs under ``paths.root``."""
-    sites = sorted(roles, key=lambda s: (_ROLE_ORDER.get(roles[s], 9), s))
-    figures = paths.root / "figures"
-    report = Report("vcfnet: the multicenter VCF study, reproduced on a synthetic cohort")
+def _header_section(report: Report, paths: DemoPaths, cfg: DemoConfig) -> None:
+    """The synthetic-data warning and what made this report."""
     report.paragraph("⚠ " + SYNTHETIC_NOTICE)
-    card = (
-        (paths.run / "model_card.md").read_text() if (paths.run / "model_card.md").is_file() else ""
-    )
     model_hash = ""
     eval_cfg = paths.evaluation / "metrics.json"
     if eval_cfg.is_file():
@@ -147,7 +141,11 @@ def build_demo_report(paths: DemoPaths, cfg: DemoConfig, roles: Mapping[str, str
         ]
     )
 
-    # Table 1
+
+def _table1_section(
+    report: Report, paths: DemoPaths, sites: list[str], roles: Mapping[str, str]
+) -> None:
+    """Table 1: our cohort per site and split beside the paper's."""
     report.heading("Table 1. Cohorts")
     manifests = {s: read_manifest(paths.data / s, check_files=False) for s in sites}
     t1 = cohort_table(manifests)
@@ -159,10 +157,16 @@ def build_demo_report(paths: DemoPaths, cfg: DemoConfig, roles: Mapping[str, str
     )
     report.table(paper.table1(), caption="The paper's Table 1", digits=2)
 
-    # Training
+
+def _training_section(report: Report, paths: DemoPaths) -> None:
+    """Training curves and the model card."""
+    card_path = paths.run / "model_card.md"
+    card = card_path.read_text() if card_path.is_file() else ""
     report.heading("Training")
     if (paths.run / "metrics.csv").is_file():
-        png = plot_training_curves(paths.run / "metrics.csv", figures / "training_curves")
+        png = plot_training_curves(
+            paths.run / "metrics.csv", paths.root / "figures" / "training_curves"
+        )
         report.figure(
             png, "Training curves: the epoch is selected on the validation split, never on test"
         )
@@ -170,7 +174,11 @@ def build_demo_report(paths: DemoPaths, cfg: DemoConfig, roles: Mapping[str, str
         report.heading("Model card", level=3)
         report.code(card)
 
-    # Table 2 + Figure 5
+
+def _table2_section(
+    report: Report, paths: DemoPaths, sites: list[str], roles: Mapping[str, str]
+) -> None:
+    """Table 2 beside the paper's, Figure 5 per site and the forest plot."""
     metrics = pd.read_csv(paths.evaluation / "metrics.csv")
     metrics = (
         metrics.set_index("site").loc[[s for s in sites if s in set(metrics["site"])]].reset_index()
@@ -204,7 +212,9 @@ def build_demo_report(paths: DemoPaths, cfg: DemoConfig, roles: Mapping[str, str
     if forest.is_file():
         report.figure(forest, "Per-class AUC with 95% CI across sites")
 
-    # Table 3 + Figure 6 + MRMC
+
+def _table3_section(report: Report, paths: DemoPaths, cfg: DemoConfig) -> None:
+    """Table 3, Figure 6 and the MRMC analysis of the simulated reader study."""
     report.heading("Table 3. Model versus radiologists, alone and aided (SIMULATED readers)")
     report.paragraph(
         f"A {cfg.reader_fraction:.0%} class-stratified sample of the external sites (the paper's "
@@ -238,6 +248,16 @@ def build_demo_report(paths: DemoPaths, cfg: DemoConfig, roles: Mapping[str, str
         )
         report.table(_mrmc_table(mrmc), caption="MRMC per class", digits=3)
 
+
+def build_demo_report(paths: DemoPaths, cfg: DemoConfig, roles: Mapping[str, str]) -> Report:
+    """Assemble the demo's report from the step outputs under ``paths.root``."""
+    sites = sorted(roles, key=lambda s: (_ROLE_ORDER.get(roles[s], 9), s))
+    report = Report("vcfnet: the multicenter VCF study, reproduced on a synthetic cohort")
+    _header_section(report, paths, cfg)
+    _table1_section(report, paths, sites, roles)
+    _training_section(report, paths)
+    _table2_section(report, paths, sites, roles)
+    _table3_section(report, paths, cfg)
     report.heading("Limitations and intended use")
     report.bullets(
         [
