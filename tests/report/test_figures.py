@@ -79,3 +79,37 @@ def test_reliability_hand_computed_ece():
     assert rel.ece == pytest.approx((0.6 + 0.5 + 0.3 + 0.1) / 4)
     with pytest.raises(ValueError, match="NaN"):
         reliability([0], [[np.nan, 0.5, 0.5]])
+
+
+def test_forest_hollow_rows(tmp_path):
+    # one site with a single pathologic case: Newcombe intervals, pathologic not estimable
+    y = np.array([0] * 5 + [1] * 4 + [2])
+    probs = np.eye(3)[y] * 0.8 + 0.1
+    small = classification_table(y, y, probs, ci="auto").assign(site="small")
+    rng = np.random.default_rng(1)
+    t = np.arange(90) % 3
+    p = np.exp(np.eye(3)[t] + rng.normal(size=(90, 3)))
+    p /= p.sum(axis=1, keepdims=True)
+    big = classification_table(t, p.argmax(axis=1), p, ci="auto").assign(site="big")
+    table = pd.concat([big, small], ignore_index=True)
+    table = table[table["class"] != "overall"]
+
+    def faces(fig):
+        return [
+            line.get_markerfacecolor() for line in fig.axes[0].lines if line.get_marker() == "s"
+        ]
+
+    fig = plot_forest(table)  # flags read from auc_ci_method / auc_estimable
+    assert [f == "white" for f in faces(fig)] == [False] * 3 + [True] * 3
+    assert "Newcombe" in fig.axes[0].get_xlabel()
+    texts = [x.get_text() for x in fig.axes[0].texts]
+    assert sum(text.endswith("\u2020") for text in texts) == 3
+    assert all(x.stat().st_size > 0 for x in save_figure(fig, tmp_path / "forest_small"))
+    # explicit flags win; the old call without the new columns draws filled markers
+    explicit = plot_forest(table, hollow=[True] + [False] * 5)
+    assert [f == "white" for f in faces(explicit)] == [True] + [False] * 5
+    plain = plot_forest(table.drop(columns=["auc_ci_method", "auc_estimable"]))
+    assert not any(f == "white" for f in faces(plain))
+    assert "Newcombe" not in plain.axes[0].get_xlabel()
+    with pytest.raises(ValueError, match="one flag per table row"):
+        plot_forest(table, hollow=[True])

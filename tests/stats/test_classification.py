@@ -14,6 +14,8 @@ from vcfnet.stats.classification import (
     metrics_from_confusion,
     proportion_table,
 )
+from vcfnet.stats.proportions import wilson_ci
+from vcfnet.stats.roc import roc_auc_ci
 
 #: A confusion matrix (rows true, columns predicted) consistent with Table 2's testing-set rows:
 #: 201 acute / 173 chronic / 34 pathologic; per-class sensitivity 78.1/81.5/52.9 and PPV
@@ -77,16 +79,62 @@ def test_scores_give_one_vs_rest_auc_with_ci():
     logits = np.eye(3)[y_true] * 1.2 + rng.normal(size=(150, 3))
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     y_pred = probs.argmax(axis=1)
-    for ci in ("delong", "bootstrap"):
+    for ci in ("delong", "bootstrap", "auto"):
         t = classification_table(y_true, y_pred, probs, ci=ci, n_boot=300, rng=0).set_index("class")
         for k, name in enumerate(CLASS_NAMES):
             assert t.loc[name, "auc"] == pytest.approx(roc_auc_score(y_true == k, probs[:, k]))
-            assert t.loc[name, "auc_ci_low"] < t.loc[name, "auc"] < t.loc[name, "auc_ci_high"]
+            assert t.loc[name, "auc_ci_method"] == ("delong" if ci == "auto" else ci)
+            if ci != "bootstrap":  # the interval of this class's one-vs-rest problem, not another's
+                ref = roc_auc_ci(y_true == k, probs[:, k], method="delong")
+                assert (t.loc[name, "auc_ci_low"], t.loc[name, "auc_ci_high"]) == (
+                    ref.low,
+                    ref.high,
+                )
         macro = roc_auc_score(y_true, probs, multi_class="ovr", average="macro")
         assert t.loc["overall", "auc"] == pytest.approx(macro)
-        assert t.loc["overall", "auc_ci_low"] < macro < t.loc["overall", "auc_ci_high"]
+        assert (
+            t.loc["overall", "auc_ci_low"] < macro < t.loc["overall", "auc_ci_high"]
+        )  # percentile
+        assert t.loc["overall", "auc_ci_method"] == "bootstrap"
     plain = classification_table(y_true, y_pred, probs)
-    assert plain["auc_ci_low"].isna().all()
+    assert plain["auc_ci_low"].isna().all() and (plain["auc_ci_method"] == "").all()
+
+
+def test_small_site_gets_newcombe_and_not_estimable_flags():
+    # 5 acute, 4 chronic, 1 pathologic, all predicted correctly with confident scores
+    y = np.array([0] * 5 + [1] * 4 + [2])
+    probs = np.eye(3)[y] * 0.8 + 0.1
+    t = classification_table(y, y, probs, ci="auto").set_index("class")
+    assert t.loc[list(CLASS_NAMES), "auc_ci_method"].tolist() == ["newcombe"] * 3
+    assert t.loc[list(CLASS_NAMES), "auc_estimable"].tolist() == [True, True, False]
+    assert not t.loc["overall", "auc_estimable"]
+    # AUC 1 with a non-degenerate interval (the DeLong interval would be 1.000-1.000)
+    assert (t.loc["acute", "auc"], t.loc["acute", "auc_ci_high"]) == (1.0, 1.0)
+    assert t.loc["acute", "auc_ci_low"] < 0.9
+
+
+def test_wilson_columns_one_of_one_is_100_percent_with_20_7_lower():
+    # one pathologic case, detected: sensitivity 1/1 = 100 % (20.7-100 %), Wilson at 95 %
+    y = np.array([0, 0, 0, 1, 1, 1, 2])
+    t = classification_table(y, y).set_index("class")
+    row = t.loc["pathologic"]
+    assert row["sensitivity"] == 1.0
+    assert row["sensitivity_ci_low"] == pytest.approx(0.2065, abs=5e-5)
+    assert row["sensitivity_ci_high"] == 1.0
+    assert f"{100 * row['sensitivity_ci_low']:.1f}" == "20.7"
+
+
+def test_wilson_columns_use_the_counts_of_table2():
+    t = classification_table(*cases_from_cm(TABLE2_TESTING_CM)).set_index("class")
+    # acute: sensitivity 157/201, PPV 157/195, specificity 169/207, NPV 169/213, accuracy 326/408
+    counts = {"sensitivity": (157, 201), "ppv": (157, 195), "specificity": (169, 207)}
+    counts |= {"npv": (169, 213), "accuracy": (326, 408)}
+    for metric, (k, n) in counts.items():
+        got = (t.loc["acute", f"{metric}_ci_low"], t.loc["acute", f"{metric}_ci_high"])
+        assert got == pytest.approx(wilson_ci(k, n), abs=1e-12), metric
+    # overall sensitivity pools the one-vs-rest tables: 316 / 408
+    got = (t.loc["overall", "sensitivity_ci_low"], t.loc["overall", "sensitivity_ci_high"])
+    assert got == pytest.approx(wilson_ci(316, 408), abs=1e-12)
 
 
 def test_absent_class_gives_nan_auc_not_error():
@@ -99,7 +147,7 @@ def test_proportion_table_wilson():
     p = proportion_table(TABLE2_TESTING_CM, CLASS_NAMES).set_index(["class", "metric"])
     row = p.loc[("acute", "sensitivity")]
     assert (row["successes"], row["n"]) == (157, 201)
-    assert row["low"] < row["value"] < row["high"]
+    assert (row["low"], row["high"]) == pytest.approx(wilson_ci(157, 201), abs=1e-12)
     assert p.loc[("overall", "top1_accuracy"), "value"] == pytest.approx(316 / 408)
 
 

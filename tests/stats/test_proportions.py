@@ -1,4 +1,4 @@
-"""Wilson intervals and McNemar's test against hand-computed values."""
+"""Wilson intervals against Newcombe (1998); McNemar's test against hand-computed values."""
 
 from __future__ import annotations
 
@@ -9,18 +9,29 @@ from scipy import stats
 
 from vcfnet.stats.proportions import mcnemar_test, wilson_ci
 
+# Newcombe (1998), "Two-sided confidence intervals for the single proportion: comparison of seven
+# methods", Stat Med 17:857-872, Table I, method 3 (score interval without continuity correction),
+# 95%, printed to 4 decimals.
+NEWCOMBE_1998_SCORE = [
+    (81, 263, 0.2553, 0.3662),
+    (15, 148, 0.0624, 0.1605),
+    (0, 20, 0.0000, 0.1611),
+    (1, 29, 0.0061, 0.1718),
+]
 
-def wilson_by_hand(k, n, level=0.95):
-    z = stats.norm.ppf(0.5 + level / 2)
-    p = k / n
-    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
-    half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-    return centre - half, centre + half
+
+@pytest.mark.parametrize(("k", "n", "low", "high"), NEWCOMBE_1998_SCORE)
+def test_wilson_matches_newcombe_1998(k, n, low, high):
+    got = wilson_ci(k, n)
+    assert got == (pytest.approx(low, abs=5e-5), pytest.approx(high, abs=5e-5))
 
 
-@pytest.mark.parametrize(("k", "n"), [(8, 10), (0, 12), (12, 12), (157, 201)])
-def test_wilson_matches_formula(k, n):
-    assert wilson_ci(k, n) == pytest.approx(wilson_by_hand(k, n), abs=1e-12)
+def test_wilson_one_of_one_and_mirror():
+    # 1/1 at 95%: 1 / (1 + z^2) = 0.2065 to 1 (the score interval for r = n; cf. 0/20 above)
+    assert wilson_ci(1, 1) == (pytest.approx(0.2065, abs=5e-5), 1.0)
+    # the score interval of r/n mirrors that of (n - r)/n
+    low, high = wilson_ci(81, 263)
+    assert wilson_ci(182, 263) == (pytest.approx(1 - high, abs=1e-12), pytest.approx(1 - low))
 
 
 def test_wilson_level_and_edge_cases():

@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
+from tests.stats.reference import slow_delong
 from vcfnet.stats.roc import (
     bootstrap_weights,
     delong_covariance,
@@ -15,22 +16,6 @@ from vcfnet.stats.roc import (
     roc_auc_ci,
     weighted_auc,
 )
-
-
-def slow_delong(y, scores):
-    """DeLong et al. (1988) written out with the O(m n) kernel matrix, as an independent check."""
-    y = np.asarray(y, dtype=bool)
-    scores = np.atleast_2d(np.asarray(scores, dtype=float))
-    v10, v01, aucs = [], [], []
-    for s in scores:
-        x, z = s[y], s[~y]
-        psi = (x[:, None] > z[None, :]) + 0.5 * (x[:, None] == z[None, :])
-        aucs.append(psi.mean())
-        v10.append(psi.mean(axis=1))
-        v01.append(psi.mean(axis=0))
-    v10, v01 = np.array(v10), np.array(v01)
-    m, n = v10.shape[1], v01.shape[1]
-    return np.array(aucs), np.atleast_2d(np.cov(v10)) / m + np.atleast_2d(np.cov(v01)) / n
 
 
 @pytest.fixture(scope="module")
@@ -41,25 +26,27 @@ def asah(shared_data):
 
 def test_hand_computed_auc_with_ties():
     # positives 0.9, 0.5; negatives 0.5, 0.1: pairs (0.9>0.5), (0.9>0.1), (0.5=0.5 -> 1/2), (0.5>0.1)
-    res = roc_auc_ci([1, 1, 0, 0], [0.9, 0.5, 0.5, 0.1])
+    res = roc_auc_ci([1, 1, 0, 0], [0.9, 0.5, 0.5, 0.1], method="delong")
     assert res.auc == pytest.approx(3.5 / 4)
-    assert res.method == "delong" and res.level == 0.95
+    assert res.method == "delong" and res.level == 0.95 and res.reason == "requested"
 
 
 def test_hand_computed_delong_variance():
     # positives (3, 2), negatives (1, 2.5): V10 = (1, 1/2), V01 = (1, 1/2) -> var = 1/8/2 + 1/8/2
-    res = roc_auc_ci([1, 1, 0, 0], [3.0, 2.0, 1.0, 2.5])
+    res = roc_auc_ci([1, 1, 0, 0], [3.0, 2.0, 1.0, 2.5], method="delong")
     assert res.auc == pytest.approx(0.75)
     assert res.variance == pytest.approx(0.125 / 2 + 0.125 / 2)
 
 
-def test_perfect_separation_ci_clipped():
-    res = roc_auc_ci([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9])
-    assert res.auc == 1.0 and res.variance == 0.0 and res.high == 1.0
+def test_perfect_separation_delong_is_degenerate():
+    # the failure this package's small-sample interval exists for: "AUC 1.000 (1.000-1.000)"
+    res = roc_auc_ci([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], method="delong")
+    assert (res.auc, res.low, res.high, res.variance) == (1.0, 1.0, 1.0, 0.0)
 
 
 def test_asah_s100b_matches_proc(asah):
-    res = roc_auc_ci(asah["poor"], asah["s100b"])
+    res = roc_auc_ci(asah["poor"], asah["s100b"])  # 41 Poor, 72 Good: "auto" is DeLong
+    assert res.method == "delong" and res.estimable
     assert res.auc == pytest.approx(0.731368563685637, abs=1e-12)
     assert res.variance == pytest.approx(0.00266868245717244, abs=1e-14)
     assert res.low == pytest.approx(0.630118, abs=1e-6)
@@ -85,13 +72,33 @@ def test_delong_covariance_and_test_match_slow_reference(asah):
     ref_aucs, ref_cov = slow_delong(y, scores)
     np.testing.assert_allclose(aucs, ref_aucs, atol=1e-12)
     np.testing.assert_allclose(cov, ref_cov, rtol=1e-10, atol=1e-15)
-    res = delong_test(y, asah["s100b"], asah["wfns"])
-    var = ref_cov[0, 0] + ref_cov[1, 1] - 2 * ref_cov[0, 1]
-    z = (ref_aucs[0] - ref_aucs[1]) / np.sqrt(var)
-    assert res.difference == pytest.approx(ref_aucs[0] - ref_aucs[1], abs=1e-12)
+
+
+# pROC's own tests (xrobin/pROC, tests/testthat/test-roc.test.R, "roc.test statistic and p are as
+# expected with defaults"): roc.test(roc(aSAH$outcome, a), roc(aSAH$outcome, b)), paired DeLong,
+# two-sided, 95% CI of AUC(a) - AUC(b). (first, second, Z, p, CI low, CI high)
+PROC_ROC_TEST = [
+    ("wfns", "s100b", 2.20898359144091, 0.0271757822291882, 0.0104061769564846, 0.174214419249478),
+    ("wfns", "ndka", 2.79777591868904, 0.00514557970691098, 0.0634011709339876, 0.3600405634833566),
+    (
+        "ndka",
+        "s100b",
+        -1.39077002573558,
+        0.164295175223054,
+        -0.2876917446341914,
+        0.0488706064228094,
+    ),
+]
+
+
+@pytest.mark.parametrize(("a", "b", "z", "p", "low", "high"), PROC_ROC_TEST)
+def test_delong_test_matches_proc_published(asah, a, b, z, p, low, high):
+    res = delong_test(asah["poor"], asah[a], asah[b])
     assert res.z == pytest.approx(z, rel=1e-9)
-    assert res.p == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-9)
-    assert res.low < res.difference < res.high
+    assert res.p == pytest.approx(p, rel=1e-9)
+    assert (res.low, res.high) == (pytest.approx(low, rel=1e-9), pytest.approx(high, rel=1e-9))
+    swapped = delong_test(asah["poor"], asah[b], asah[a])
+    assert (swapped.z, swapped.p) == (pytest.approx(-z, rel=1e-9), pytest.approx(p, rel=1e-9))
 
 
 def test_delong_test_identical_scores():

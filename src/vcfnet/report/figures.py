@@ -205,6 +205,24 @@ def plot_reliability(
     return fig
 
 
+#: Legend line of a forest plot with open markers.
+HOLLOW_NOTE = "open square, \u2020: small-sample (Newcombe) interval or not estimable"
+
+
+def forest_hollow_rows(table: pd.DataFrame) -> np.ndarray:
+    """Rows (bool (n,)) to draw hollow: small-sample (Newcombe) intervals or not-estimable AUCs.
+
+    Read from the ``auc_ci_method`` and ``auc_estimable`` columns of classification_table when
+    present; all False otherwise.
+    """
+    hollow = np.zeros(len(table), dtype=bool)
+    if "auc_ci_method" in table:
+        hollow |= (table["auc_ci_method"] == "newcombe").to_numpy()
+    if "auc_estimable" in table:
+        hollow |= ~table["auc_estimable"].fillna(True).astype(bool).to_numpy()
+    return hollow
+
+
 def plot_forest(
     table: pd.DataFrame,
     *,
@@ -216,34 +234,39 @@ def plot_forest(
     xlabel: str = "AUC (95% CI)",
     reference: float | None = 0.5,
     title: str | None = None,
+    hollow: Sequence[bool] | str | None = None,
 ) -> Figure:
     """Forest plot: one line per row of ``table`` (e.g. per site and class), point +/- interval.
 
     Rows are grouped by ``group`` (one block per site) and coloured by ``item`` (class); the
-    estimate and interval are printed to the right.
+    estimate and interval are printed to the right. ``hollow``: rows drawn with an open marker
+    (small-sample interval or not estimable) as one bool per row of ``table``, the name of a bool
+    column, or None to read classification_table's columns (:func:`forest_hollow_rows`).
     """
-    df = table.dropna(subset=[value]).reset_index(drop=True)
+    if hollow is None:
+        flags = forest_hollow_rows(table)
+    elif isinstance(hollow, str):
+        flags = table[hollow].to_numpy(dtype=bool)
+    else:
+        flags = np.asarray(hollow, dtype=bool)
+    if flags.shape != (len(table),):
+        raise ValueError(f"hollow needs one flag per table row ({len(table)}), got {flags.shape}")
+    df = table.assign(_hollow=flags).dropna(subset=[value]).reset_index(drop=True)
     if df.empty:
         raise ValueError(f"nothing to plot: no row of the table has a finite {value!r}")
+    positions, labels = _forest_positions(df, group, item)
+    fig, ax = _new_axes(None, (7.0, 0.36 * len(positions) + 1.6))
     items = list(dict.fromkeys(df[item]))
     colors = {name: CLASS_COLORS[i % len(CLASS_COLORS)] for i, name in enumerate(items)}
-    groups = list(dict.fromkeys(df[group]))
-    positions, labels, y = [], [], 0.0
-    for g in groups:
-        for idx in df.index[df[group] == g]:
-            positions.append((idx, y))
-            labels.append(f"{g} · {df.at[idx, item]}")
-            y -= 1
-        y -= 0.6  # gap between groups
-    fig, ax = _new_axes(None, (7.0, 0.36 * len(positions) + 1.6))
     for idx, ypos in positions:
         row = df.loc[idx]
         color = colors[row[item]]
         if np.isfinite(row[low]) and np.isfinite(row[high]):
             ax.plot([row[low], row[high]], [ypos, ypos], color=color, lw=2)
-        ax.plot(row[value], ypos, "s", color=color, ms=6)
+        face = "white" if row["_hollow"] else color
+        ax.plot(row[value], ypos, "s", color=color, mfc=face, mew=1.5, ms=6)
         ax.annotate(
-            format_ci(row[value], row[low], row[high]),
+            format_ci(row[value], row[low], row[high]) + (" \u2020" if row["_hollow"] else ""),
             (1.02, ypos),
             xycoords=("axes fraction", "data"),
             va="center",
@@ -252,9 +275,21 @@ def plot_forest(
     if reference is not None:
         ax.axvline(reference, ls="--", color="0.6", lw=1)
     ax.set_yticks([p for _, p in positions], labels)
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel(xlabel + (f"\n{HOLLOW_NOTE}" if df["_hollow"].any() else ""))
     ax.set_xlim(min(0.4, float(np.nanmin(df[low].fillna(df[value]))) - 0.05), 1.0)
     ax.grid(axis="x", alpha=0.3)
     if title:
         ax.set_title(title)
     return fig
+
+
+def _forest_positions(df: pd.DataFrame, group: str, item: str):
+    """[(row index, y)] and tick labels, one block per ``group`` value, a gap between blocks."""
+    positions, labels, y = [], [], 0.0
+    for g in dict.fromkeys(df[group]):
+        for idx in df.index[df[group] == g]:
+            positions.append((idx, y))
+            labels.append(f"{g} · {df.at[idx, item]}")
+            y -= 1
+        y -= 0.6  # gap between groups
+    return positions, labels

@@ -1,15 +1,27 @@
-"""Statistics on arrays: ROC AUC with DeLong/bootstrap intervals, proportions, Table 2 metrics."""
+"""Statistics on arrays: ROC AUC with DeLong/bootstrap/Newcombe intervals, proportions, Table 2."""
 
 from vcfnet.stats.proportions import McNemarResult, mcnemar_test, wilson_ci
-from vcfnet.stats.roc import AucResult, DelongTestResult, delong_covariance, delong_test, roc_auc_ci
+from vcfnet.stats.roc import (
+    SMALL_SAMPLE_MIN_CASES,
+    AucResult,
+    DelongTestResult,
+    cases_per_class_for_half_width,
+    delong_covariance,
+    delong_test,
+    newcombe_auc_ci,
+    roc_auc_ci,
+)
 
 __all__ = [
+    "SMALL_SAMPLE_MIN_CASES",
     "AucResult",
     "DelongTestResult",
     "McNemarResult",
+    "cases_per_class_for_half_width",
     "delong_covariance",
     "delong_test",
     "mcnemar_test",
+    "newcombe_auc_ci",
     "roc_auc_ci",
     "wilson_ci",
 ]

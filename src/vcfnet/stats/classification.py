@@ -47,10 +47,24 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "npv",
     "top1_accuracy",
     "macro_auc",
+    "auc_ci_method",
+    "auc_estimable",
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "sensitivity_ci_low",
+    "sensitivity_ci_high",
+    "specificity_ci_low",
+    "specificity_ci_high",
+    "ppv_ci_low",
+    "ppv_ci_high",
+    "npv_ci_low",
+    "npv_ci_high",
 )
 
-#: Proportion metrics with a Wilson interval in proportion_table.
+#: Proportion metrics with a Wilson interval in proportion_table (and *_ci_low/high columns).
 PROPORTIONS: tuple[str, ...] = ("accuracy", "sensitivity", "specificity", "ppv", "npv")
+
+AucCi = Literal["auto", "delong", "bootstrap", "newcombe"]
 
 
 def check_labels(y_true, y_pred, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -190,13 +204,30 @@ def proportion_table(
 
 
 def _class_auc(y_bin: np.ndarray, score: np.ndarray, ci, level, n_boot, groups, rng):
-    """(auc, low, high) of one class vs rest; NaN when the class (or the rest) is absent."""
+    """(auc, low, high, interval method, estimable) of one class vs rest; NaN when a side is absent."""
     if y_bin.all() or not y_bin.any():
-        return np.nan, np.nan, np.nan
+        return np.nan, np.nan, np.nan, "", False
     auc = roc_auc_ci(
         y_bin, score, level=level, method=ci or "delong", n_boot=n_boot, groups=groups, rng=rng
     )
-    return (auc.auc, auc.low, auc.high) if ci else (auc.auc, np.nan, np.nan)
+    if not ci:
+        return auc.auc, np.nan, np.nan, "", auc.estimable
+    return auc.auc, auc.low, auc.high, auc.method, auc.estimable
+
+
+def wilson_columns(cm: np.ndarray, class_names: Sequence[str], level: float) -> pd.DataFrame:
+    """``<metric>_ci_low``/``_ci_high`` (C + 1 rows, classes then 'overall') for PROPORTIONS.
+
+    The overall row uses the pooled one-vs-rest counts of :func:`proportion_table`.
+    """
+    props = proportion_table(cm, class_names, level).set_index(["class", "metric"])
+    rows = [*class_names, "overall"]
+    out = {}
+    for metric in PROPORTIONS:
+        sub = props.xs(metric, level="metric").reindex(rows)
+        out[f"{metric}_ci_low"] = sub["low"].to_numpy(float)
+        out[f"{metric}_ci_high"] = sub["high"].to_numpy(float)
+    return pd.DataFrame(out)
 
 
 def macro_auc_bootstrap(
@@ -232,7 +263,7 @@ def classification_table(
     y_score=None,
     class_names: Sequence[str] = CLASS_NAMES,
     *,
-    ci: Literal["delong", "bootstrap"] | None = None,
+    ci: AucCi | None = None,
     level: float = 0.95,
     n_boot: int = 2000,
     groups=None,
@@ -243,23 +274,20 @@ def classification_table(
     ``y_true``, ``y_pred``: class indices (n,); ``y_score``: probabilities (n, C), or None for a
     categorical read (a radiologist's), whose AUC is the single-operating-point AUC
     (sensitivity + specificity) / 2, i.e. the AUC of the 0/1 indicator "predicted class k" (as in
-    the paper's Table 3). ``ci``: None (no AUC interval), "delong" or "bootstrap" (``n_boot``,
-    stratified, clustered by ``groups``). The overall row's AUC is the macro AUC, whose interval is
-    always a stratified bootstrap (the one-vs-rest AUCs have different positive sets). Columns:
-    TABLE_COLUMNS, as fractions. A class absent from ``y_true`` gets NaN for its AUC.
+    the paper's Table 3). ``ci``: None (no AUC interval), "auto" (Newcombe for small classes or
+    AUC 0/1, else DeLong; see roc_auc_ci), "delong", "newcombe" or "bootstrap" (``n_boot``,
+    stratified, clustered by ``groups``); ``auc_ci_method`` says which was used, ``auc_estimable``
+    is False when a class has a single case (or the rest has). The overall row's AUC is the macro
+    AUC, whose interval is always a stratified bootstrap (the one-vs-rest AUCs have different
+    positive sets). Columns: TABLE_COLUMNS, as fractions; ``<metric>_ci_low/high`` are Wilson
+    intervals at ``level`` (always given). A class absent from ``y_true`` gets NaN for its AUC.
     """
     n_classes = len(class_names)
     t, p = check_labels(y_true, y_pred, n_classes)
-    if y_score is None:
-        scores = np.eye(n_classes)[p]  # indicator of the predicted class
-    else:
-        scores = np.asarray(y_score, dtype=float)
-        if scores.shape != (t.size, n_classes):
-            raise ValueError(f"y_score must have shape ({t.size}, {n_classes}), got {scores.shape}")
-        if not np.isfinite(scores).all():
-            raise ValueError("y_score contains NaN or infinite values")
+    scores = _check_scores(y_score, p, n_classes)
     rng = as_rng(rng)
-    table = metrics_from_confusion(confusion_matrix(t, p, n_classes), class_names)
+    cm = confusion_matrix(t, p, n_classes)
+    table = metrics_from_confusion(cm, class_names)
     aucs = [
         _class_auc(t == k, scores[:, k], ci, level, n_boot, groups, rng) for k in range(n_classes)
     ]
@@ -276,8 +304,33 @@ def classification_table(
         )
     else:
         macro = macro_auc_bootstrap(t, scores, level=level, n_boot=n_boot, groups=groups, rng=rng)
-    auc_rows = np.array([*aucs, macro], dtype=float)
+    table = _with_auc_columns(table, aucs, macro, ci)
+    table = pd.concat([table, wilson_columns(cm, class_names, level)], axis=1)
+    return table.loc[:, list(TABLE_COLUMNS)]
+
+
+def _check_scores(y_score, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Scores (n, C): the given probabilities, or the indicator of the predicted class."""
+    if y_score is None:
+        return np.eye(n_classes)[y_pred]
+    scores = np.asarray(y_score, dtype=float)
+    if scores.shape != (y_pred.size, n_classes):
+        raise ValueError(
+            f"y_score must have shape ({y_pred.size}, {n_classes}), got {scores.shape}"
+        )
+    if not np.isfinite(scores).all():
+        raise ValueError("y_score contains NaN or infinite values")
+    return scores
+
+
+def _with_auc_columns(table: pd.DataFrame, aucs: list, macro: tuple, ci) -> pd.DataFrame:
+    """Add auc, auc_ci_low/high, macro_auc, auc_ci_method, auc_estimable (class rows, overall)."""
+    table = table.copy()
+    auc_rows = np.array([*(a[:3] for a in aucs), macro], dtype=float)
     table["auc"], table["auc_ci_low"], table["auc_ci_high"] = auc_rows.T
     table["macro_auc"] = np.nan
     table.loc[table["class"] == "overall", "macro_auc"] = macro[0]
-    return table.loc[:, list(TABLE_COLUMNS)]
+    defined = [a for a in aucs if np.isfinite(a[0])]
+    table["auc_ci_method"] = [*(a[3] for a in aucs), "bootstrap" if ci else ""]
+    table["auc_estimable"] = [*(a[4] for a in aucs), bool(defined) and all(a[4] for a in defined)]
+    return table

@@ -1,11 +1,12 @@
-"""Area under the ROC curve with confidence intervals: DeLong (as R's pROC) and bootstrap.
+"""Area under the ROC curve with confidence intervals: DeLong (as R's pROC), bootstrap, Newcombe.
 
 Conventions (as pROC with ``direction = "<"``): a higher score means "more likely positive"; a tie
 between a positive and a negative counts one half. All functions are pure: arrays in, numbers or
 frozen dataclasses out; randomness only through the ``rng`` argument.
 
 References: DeLong, DeLong & Clarke-Pearson, Biometrics 1988; Sun & Xu, IEEE Signal Process. Lett.
-2014 (fast midrank algorithm, O(n log n)); Robin et al., BMC Bioinformatics 2011 (pROC).
+2014 (fast midrank algorithm, O(n log n)); Robin et al., BMC Bioinformatics 2011 (pROC); Newcombe,
+Stat Med 2006;25:559-573 (method 5, small samples); Hanley & McNeil, Radiology 1982;143:29-36.
 """
 
 from __future__ import annotations
@@ -14,17 +15,28 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 RngLike = np.random.Generator | int | None
 
 #: Seed used when ``rng`` is None, so reports are reproducible by default.
 DEFAULT_SEED = 0
 
+#: ``method="auto"`` uses Newcombe's interval when either class has fewer cases than this (or when
+#: the AUC is 0 or 1); otherwise DeLong's.
+SMALL_SAMPLE_MIN_CASES = 10
+
+AucMethod = Literal["auto", "delong", "bootstrap", "newcombe"]
+
 
 @dataclass(frozen=True)
 class AucResult:
-    """AUC with a two-sided confidence interval at ``level``; ``variance`` of the AUC estimate."""
+    """AUC with a two-sided confidence interval at ``level``; ``variance`` of the AUC estimate.
+
+    ``method``: the interval used ("delong", "bootstrap" or "newcombe"); ``reason``: why (for
+    ``method="auto"``) or "requested"; ``estimable``: False when a class has a single case (the AUC
+    is then the placement of that one case and its interval says little; report "not estimable").
+    """
 
     auc: float
     low: float
@@ -32,6 +44,10 @@ class AucResult:
     variance: float
     method: str
     level: float
+    reason: str = "requested"
+    estimable: bool = True
+    n_positive: int = 0
+    n_negative: int = 0
 
 
 @dataclass(frozen=True)
@@ -189,12 +205,83 @@ def percentile_ci(replicates: np.ndarray, level: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def newcombe_variance(auc, n_positive: int, n_negative: int):
+    """Variance of the AUC under Newcombe's (2006) method 4: Hanley-McNeil with N* = (m + n)/2 - 1.
+
+    V(A) = A (1 - A) [1 + N* (1 - A)/(2 - A) + N* A/(1 + A)] / (m n); ``auc`` scalar or array.
+    """
+    a = np.asarray(auc, dtype=float)
+    n_star = (n_positive + n_negative) / 2.0 - 1.0
+    bracket = 1.0 + n_star * (1.0 - a) / (2.0 - a) + n_star * a / (1.0 + a)
+    return a * (1.0 - a) * bracket / (n_positive * n_negative)
+
+
+def _newcombe_lower(auc: float, n_positive: int, n_negative: int, z: float) -> float:
+    """Lower limit: the root A < auc of (auc - A) = z sqrt(V(A)), divided by sqrt(1 - A)."""
+    if auc <= 0.0:
+        return 0.0
+    scale = n_positive * n_negative
+    n_star = (n_positive + n_negative) / 2.0 - 1.0
+
+    def gap(a: float) -> float:
+        bracket = 1.0 + n_star * (1.0 - a) / (2.0 - a) + n_star * a / (1.0 + a)
+        # (auc - a) / sqrt(1 - a) is sqrt(1 - a) when auc == 1; finite at a = 1 either way
+        lead = np.sqrt(1.0 - a) if auc >= 1.0 else (auc - a) / np.sqrt(1.0 - a)
+        return float(lead - z * np.sqrt(a * bracket / scale))
+
+    return float(optimize.brentq(gap, 0.0, min(auc, 1.0), xtol=1e-14))
+
+
+def newcombe_auc_ci(
+    auc: float, n_positive: int, n_negative: int, level: float = 0.95
+) -> tuple[float, float]:
+    """Newcombe's (2006) method 5 score interval for an AUC from ``n_positive``/``n_negative`` cases.
+
+    The limits are the A solving (auc - A)^2 = z^2 V(A) with V of :func:`newcombe_variance`, found
+    with Brent's method. Stays inside [0, 1] and has non-zero width at AUC 0 or 1.
+    """
+    _check_level(level)
+    if n_positive < 1 or n_negative < 1:
+        raise ValueError(
+            f"need at least one case per class, got {n_positive} positive and {n_negative} negative"
+        )
+    if not 0.0 <= auc <= 1.0:
+        raise ValueError(f"auc must be in [0, 1], got {auc}")
+    z = float(stats.norm.ppf(0.5 + level / 2.0))
+    low = _newcombe_lower(auc, n_positive, n_negative, z)
+    high = 1.0 - _newcombe_lower(1.0 - auc, n_positive, n_negative, z)  # V(A) = V(1 - A)
+    return min(low, auc), max(high, auc)
+
+
+def auto_method(auc: float, n_positive: int, n_negative: int) -> tuple[str, str]:
+    """(method, reason) that ``method="auto"`` picks: Newcombe for small classes or AUC 0/1."""
+    smaller = min(n_positive, n_negative)
+    if smaller < SMALL_SAMPLE_MIN_CASES:
+        return "newcombe", (
+            f"small sample: {n_positive} positive and {n_negative} negative cases "
+            f"(fewer than {SMALL_SAMPLE_MIN_CASES} in a class)"
+        )
+    if auc in (0.0, 1.0):
+        return "newcombe", f"AUC = {auc:g}: DeLong's variance is zero there"
+    return "delong", f"at least {SMALL_SAMPLE_MIN_CASES} cases per class and 0 < AUC < 1"
+
+
+def _bootstrap_auc(y, s, level, n_boot, groups, rng) -> tuple[float, float, float, float]:
+    if n_boot < 2:
+        raise ValueError(f"n_boot must be at least 2, got {n_boot}")
+    auc = float(weighted_auc(y, s, np.ones((1, y.size)))[0])
+    w = bootstrap_weights(y.astype(int), n_boot, as_rng(rng), groups)
+    reps = weighted_auc(y, s, w)
+    low, high = percentile_ci(reps, level)
+    return auc, low, high, float(np.nanvar(reps, ddof=1))
+
+
 def roc_auc_ci(
     y_true,
     y_score,
     *,
     level: float = 0.95,
-    method: Literal["delong", "bootstrap"] = "delong",
+    method: AucMethod = "auto",
     n_boot: int = 2000,
     groups=None,
     rng: RngLike = None,
@@ -204,26 +291,53 @@ def roc_auc_ci(
     ``method="delong"``: auc +/- z * sqrt(DeLong variance), clipped to [0, 1] (pROC's ci.auc).
     ``method="bootstrap"``: ``n_boot`` replicates stratified by class (clustered by ``groups`` when
     given, e.g. patient IDs), percentile interval; ``variance`` is that of the replicates.
+    ``method="newcombe"``: :func:`newcombe_auc_ci`; ``variance`` is Newcombe's V(auc).
+    ``method="auto"`` (default): "newcombe" when a class has fewer than SMALL_SAMPLE_MIN_CASES
+    cases or the AUC is 0 or 1, else "delong" (see :func:`auto_method`).
     """
     _check_level(level)
     y, s = check_binary(y_true, y_score)
     if s.ndim != 1:
         raise ValueError(f"y_score must be 1-D (n,), got shape {s.shape}")
-    if method == "delong":
-        aucs, cov = delong_covariance(y, s)
-        auc, var = float(aucs[0]), float(cov[0, 0])
-        low, high = _normal_ci(auc, var, level)
-        return AucResult(auc, max(low, 0.0), min(high, 1.0), var, "delong", level)
+    if method not in ("auto", "delong", "bootstrap", "newcombe"):
+        raise ValueError(
+            f"unknown method {method!r}: use 'auto', 'delong', 'bootstrap' or 'newcombe'"
+        )
+    m, n = int(y.sum()), int((~y).sum())
+    counts = {"estimable": min(m, n) > 1, "n_positive": m, "n_negative": n}
     if method == "bootstrap":
-        if n_boot < 2:
-            raise ValueError(f"n_boot must be at least 2, got {n_boot}")
-        auc = float(weighted_auc(y, s, np.ones((1, y.size)))[0])
-        w = bootstrap_weights(y.astype(int), n_boot, as_rng(rng), groups)
-        reps = weighted_auc(y, s, w)
-        low, high = percentile_ci(reps, level)
-        var = float(np.nanvar(reps, ddof=1))
-        return AucResult(auc, low, high, var, "bootstrap", level)
-    raise ValueError(f"unknown method {method!r}: use 'delong' or 'bootstrap'")
+        auc, low, high, var = _bootstrap_auc(y, s, level, n_boot, groups, rng)
+        return AucResult(auc, low, high, var, "bootstrap", level, **counts)
+    aucs, cov = delong_covariance(y, s)
+    auc, var = float(aucs[0]), float(cov[0, 0])
+    used, reason = auto_method(auc, m, n) if method == "auto" else (method, "requested")
+    if used == "newcombe":
+        low, high = newcombe_auc_ci(auc, m, n, level)
+        var = float(newcombe_variance(auc, m, n))
+        return AucResult(auc, low, high, var, "newcombe", level, reason, **counts)
+    low, high = _normal_ci(auc, var, level)
+    return AucResult(auc, max(low, 0.0), min(high, 1.0), var, "delong", level, reason, **counts)
+
+
+def cases_per_class_for_half_width(auc: float, half_width: float, level: float = 0.95) -> int:
+    """Cases needed in EACH class for a ``level`` CI of +/- ``half_width`` around ``auc``.
+
+    Hanley & McNeil (1982) variance with m = n: V = [A(1-A) + (n-1)(Q1 + Q2 - 2A^2)] / n^2,
+    Q1 = A/(2-A), Q2 = 2A^2/(1+A); returns the smallest n >= 2 with z sqrt(V) <= half_width.
+    """
+    _check_level(level)
+    if not 0.0 < auc < 1.0:
+        raise ValueError(f"auc must be in (0, 1) (the variance is zero at 0 and 1), got {auc}")
+    if not 0.0 < half_width < 1.0:
+        raise ValueError(f"half_width must be in (0, 1), e.g. 0.05, got {half_width}")
+    z = float(stats.norm.ppf(0.5 + level / 2.0))
+    q = auc / (2.0 - auc) + 2.0 * auc**2 / (1.0 + auc) - 2.0 * auc**2
+    c = auc * (1.0 - auc) - q  # V = (q n + c) / n^2
+    a = (half_width / z) ** 2  # need a n^2 - q n - c >= 0
+    n = int(np.ceil((q + np.sqrt(q * q + 4.0 * a * c)) / (2.0 * a)))
+    while n > 2 and a * (n - 1) ** 2 - q * (n - 1) - c >= 0:  # guard against rounding
+        n -= 1
+    return max(n, 2)
 
 
 def delong_test(y_true, score_a, score_b, *, level: float = 0.95) -> DelongTestResult:
