@@ -19,9 +19,12 @@ class ReportConfig:
     out: Path | None = field(
         default=None, metadata={"help": "report folder to write", "metavar": "REPORT_DIR"}
     )
-    ci: Literal["delong", "bootstrap"] = field(
-        default="delong",
-        metadata={"help": "per-class AUC interval: DeLong, or bootstrap resampling patients"},
+    ci: Literal["auto", "delong", "bootstrap", "newcombe"] = field(
+        default="auto",
+        metadata={
+            "help": "per-class AUC interval: auto = DeLong, or Newcombe's score interval where a "
+            "class has < 10 cases or the AUC is 0 or 1; bootstrap resamples patients"
+        },
     )
     n_boot: int = field(default=2000, metadata={"help": "bootstrap replicates"})
     level: float = field(default=0.95, metadata={"help": "confidence level of all intervals"})

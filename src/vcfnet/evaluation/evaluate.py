@@ -88,7 +88,7 @@ def evaluate_model(
     *,
     split: str = "test",
     sites: tuple[str, ...] = (),
-    ci: str = "delong",
+    ci: str = "auto",
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,

@@ -35,6 +35,7 @@ from vcfnet.stats.classification import (
     confusion_matrix,
     proportion_table,
 )
+from vcfnet.stats.roc import SMALL_SAMPLE_MIN_CASES
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def site_metrics(
     df: pd.DataFrame,
     site: str,
     *,
-    ci: Literal["delong", "bootstrap"] = "delong",
+    ci: Literal["auto", "delong", "bootstrap", "newcombe"] = "auto",
     n_boot: int = 2000,
     level: float = 0.95,
     n_bins: int = 10,
@@ -100,19 +101,69 @@ def site_metrics(
     return SiteResult(site, table.assign(site=site), props.assign(site=site), cm, ece)
 
 
+#: footnote sign of an AUC whose interval is Newcombe's small-sample one, or not estimable
+SMALL_SAMPLE_MARK = "†"
+
+
+def auc_cell(auc: float, low: float, high: float, method: str = "", estimable: bool = True) -> str:
+    """'AUC (CI)', marked when the interval is Newcombe's small-sample one, and 'not estimable'
+    beside a class with a single case."""
+    text = format_ci(auc, low, high)
+    if estimable is False:
+        return f"{text} {SMALL_SAMPLE_MARK} not estimable"
+    if method == "newcombe":
+        return f"{text} {SMALL_SAMPLE_MARK}"
+    return text
+
+
+def _pct_ci(value: float, low: float, high: float) -> str:
+    """'100.0 (20.7-100.0)': a percentage with its Wilson interval."""
+    if not np.isfinite(value):
+        return ""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return f"{100 * value:.1f}"
+    return f"{100 * value:.1f} ({100 * low:.1f}-{100 * high:.1f})"
+
+
 def _report_table(table: pd.DataFrame, level: float) -> pd.DataFrame:
-    """Table 2 layout for the report: AUC (CI) and percentages with one decimal."""
-    pct = ["accuracy", "sensitivity", "specificity", "precision", "f1", "ppv", "npv"]
+    """Table 2 layout for the report: AUC (CI) and percentages with their Wilson intervals."""
     out = pd.DataFrame({"class": table["class"], "n": table["n"]})
     out[f"AUC ({level:.0%} CI)"] = [
-        format_ci(r.auc, r.auc_ci_low, r.auc_ci_high) for r in table.itertuples()
+        auc_cell(r.auc, r.auc_ci_low, r.auc_ci_high, r.auc_ci_method, r.auc_estimable)
+        for r in table.itertuples()
     ]
-    for col in pct:
-        out[f"{col} (%)"] = [f"{100 * v:.1f}" if np.isfinite(v) else "" for v in table[col]]
+    for col in ("accuracy", "sensitivity", "specificity", "precision", "f1", "ppv", "npv"):
+        if f"{col}_ci_low" in table:
+            cells = [
+                _pct_ci(v, lo, hi)
+                for v, lo, hi in zip(
+                    table[col], table[f"{col}_ci_low"], table[f"{col}_ci_high"], strict=True
+                )
+            ]
+            out[f"{col} % ({level:.0%} CI)"] = cells
+        else:
+            out[f"{col} (%)"] = [f"{100 * v:.1f}" if np.isfinite(v) else "" for v in table[col]]
     out["top-1 accuracy (%)"] = [
         f"{100 * v:.1f}" if np.isfinite(v) else "" for v in table["top1_accuracy"]
     ]
     return out
+
+
+def small_sample_warnings(df: pd.DataFrame, min_cases: int = SMALL_SAMPLE_MIN_CASES) -> list[str]:
+    """One line per site where a true class has fewer than ``min_cases`` cases."""
+    lines = []
+    for site, sub in df.groupby("site", sort=False):
+        counts = sub["label"].value_counts()
+        small = [
+            f"{c} {int(counts.get(c, 0))}" for c in CLASS_NAMES if counts.get(c, 0) < min_cases
+        ]
+        if small:
+            lines.append(
+                f"site {site}: fewer than {min_cases} cases of {', '.join(small)}; their AUC "
+                f"intervals are Newcombe's small-sample ones ({SMALL_SAMPLE_MARK} in the report) "
+                "and wide"
+            )
+    return lines
 
 
 def _provenance(df: pd.DataFrame, sites: list[str], extra: dict[str, Any]) -> dict[str, Any]:
@@ -216,7 +267,7 @@ def write_metrics_report(
     predictions: pd.DataFrame,
     out_dir: Path | str,
     *,
-    ci: str = "delong",
+    ci: str = "auto",
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,
@@ -229,6 +280,8 @@ def write_metrics_report(
     Returns the metrics table (one row per site and class; columns site, class, n, auc, ...).
     """
     df = validate_predictions(predictions)
+    for line in small_sample_warnings(df):
+        log.warning(line)
     out_dir = Path(out_dir)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

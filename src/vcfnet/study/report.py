@@ -13,8 +13,10 @@ import pandas as pd
 from vcfnet import __version__
 from vcfnet.data.manifest import read_manifest
 from vcfnet.data.summary import cohort_table
+from vcfnet.evaluation.report import SMALL_SAMPLE_MARK, auc_cell
 from vcfnet.report.figures import save_figure
 from vcfnet.report.html import Report
+from vcfnet.stats.roc import SMALL_SAMPLE_MIN_CASES
 from vcfnet.study import paper
 from vcfnet.study.config import PAPER_DATASETS, SYNTHETIC_NOTICE, DemoConfig, DemoPaths
 
@@ -42,7 +44,13 @@ def metrics_as_table2(metrics: pd.DataFrame) -> pd.DataFrame:
             "n": int(r["n"]),
             "AUC (95% CI)": ""
             if not np.isfinite(auc)
-            else f"{auc:.3f} ({r['auc_ci_low']:.3f}-{r['auc_ci_high']:.3f})",
+            else auc_cell(
+                auc,
+                r["auc_ci_low"],
+                r["auc_ci_high"],
+                str(r.get("auc_ci_method", "")),
+                bool(r.get("auc_estimable", True)),
+            ),
         }
         row.update({_header(c): _pct(r[c]) for c in _PCT_COLUMNS})
         row["Top-1"] = _pct(r["top1_accuracy"]) if overall else ""
@@ -190,8 +198,10 @@ def _table2_section(
         "specificity, PPV and NPV micro-averaged over the three one-vs-rest tables (sensitivity = "
         "PPV = top-1 accuracy); precision = support-weighted mean of per-class precisions; F1 = "
         "harmonic mean of that precision and the overall sensitivity. Top-1 accuracy (the plain "
-        "3-class accuracy) is shown next to them. AUC 95% CIs by DeLong's method; the overall AUC "
-        "is the macro average with a patient-level bootstrap CI. SITE1 = the development site's "
+        "3-class accuracy) is shown next to them. AUC 95% CIs by DeLong's method, or, where a "
+        f"class has fewer than {SMALL_SAMPLE_MIN_CASES} cases or the AUC is 0 or 1, by Newcombe's "
+        f"score interval (marked {SMALL_SAMPLE_MARK}; 'not estimable' with a single case); the "
+        "overall AUC is the macro average with a patient-level bootstrap CI. SITE1 = the development site's "
         "held-out test split (patients never seen in training or model selection)."
     )
     report.table(
