@@ -96,6 +96,9 @@ def test_prepare_dicom_cohort(tmp_path):
     assert info["counts"]["crops"] == 18 and info["vcfnet_version"]
     assert sum(sum(c.values()) for c in info["counts"]["by_site"]["siteA"].values()) == 18
     assert info["crop_spec"]["margin"] == 0.1 and "id_key" not in info["options"]
+    # no input folder or file (often named after a patient) reaches the de-identified dataset
+    assert not {"images", "annotations", "patients", "out", "rejects"} & set(info["options"])
+    assert str(tmp_path) not in (out / "dataset.json").read_text()
     assert result.rejects_path is None and result.rejects.empty
 
 

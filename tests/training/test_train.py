@@ -120,6 +120,14 @@ def test_no_validation_split_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.skipif(imagenet_weights_path().is_file(), reason="ImageNet weights are cached here")
+def test_dataset_without_dataset_json_is_a_clear_error(tmp_path):
+    data = make_tiny_dataset(tmp_path / "d", n_per_class=2, size=32)
+    (data / "dataset.json").unlink()
+    cfg = TrainConfig(data=data, out=tmp_path / "run", epochs=1, image_size=32, weights="none")
+    with pytest.raises(InputError, match="vcfnet prepare"):
+        train(cfg)
+
+
 def test_imagenet_weights_offline_fail_fast(dataset, tmp_path):
     with pytest.raises(WeightsUnavailableError, match="--weights none"):
         train(tiny_config(dataset, tmp_path / "run", weights="imagenet"))
