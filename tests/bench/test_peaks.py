@@ -17,3 +17,15 @@ def test_model_gflop_matches_torchvision_published_count():
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "int8"])
 def test_peak_is_a_rate(dtype):
     assert peak_gflop_s(dtype, repeats=1) > 0
+
+
+def test_bench_json_names_the_machine(capsys):
+    import json
+
+    from vcfnet.bench.peaks import CPU_FLAGS
+    from vcfnet.cli import main
+
+    assert main(["bench", "metrics", "--json", "--n-cases", "60", "--n-boot", "100"]) == 0
+    machine = json.loads(capsys.readouterr().out)["machine"]
+    assert machine["cpu"] and machine["cores"] >= 1 and set(machine["cpu_flags"]) == set(CPU_FLAGS)
+    assert machine["torch"].startswith("2.") and machine["onnxruntime"]

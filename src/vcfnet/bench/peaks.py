@@ -3,6 +3,7 @@ hardware allows; and the machine a benchmark ran on."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import torch
@@ -49,3 +50,37 @@ def model_gflop(model, image_size: int, *, backward: bool) -> float:
             with torch.no_grad():
                 model(x)
     return counter.get_total_flops() / 2 / 1e9
+
+
+#: CPU flags that decide which kernels run fast
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
+
+
+def machine_info() -> dict:
+    """The CPU (model, cores, relevant flags) and library versions, so runs compare honestly."""
+    import platform
+
+    import numpy
+    import onnxruntime
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:  # not Linux: the flags stay unknown
+        pass
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_flags": {flag: flag in flags for flag in CPU_FLAGS},
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }

@@ -10,6 +10,8 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from vcfnet.bench.peaks import machine_info
+
 #: what -> module under vcfnet.bench with ``add_arguments(parser)`` and ``run(args) -> dict``
 BENCHES: dict[str, str] = {
     "synth": "vcfnet.bench.synth",
@@ -34,6 +36,8 @@ def _print_table(what: str, results: dict) -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in results.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     Console().print(table)
 
@@ -51,6 +55,7 @@ def run_bench(args: argparse.Namespace) -> int:
     for what in names:
         module = importlib.import_module(BENCHES[what])
         results = module.run(_defaults(module) if args.what == "all" else args)
+        results["machine"] = machine_info()
         all_results[what] = results
         if not args.json:
             _print_table(what, results)
