@@ -93,3 +93,37 @@ def reference_proba(model, crops, pre: Preprocessing) -> np.ndarray:
     with torch.no_grad():
         logits = model.eval().float()(x)
     return torch.softmax(logits, dim=1).numpy().astype(np.float64)
+
+
+def randomize_batchnorm(model, seed: int = 0, *, calibrate_on=None):
+    """Give every BatchNorm2d of ``model`` seeded non-default statistics and affine parameters;
+    in place, returns ``model`` in eval mode.
+
+    A freshly built model has mean 0 / var 1 / weight 1 / bias 0, for which BatchNorm is almost
+    the identity: folding it into the convolution, or exporting it, could drop or misuse any of
+    these four tensors and every parity test would still pass.
+
+    weight ~ U(0.5, 1.5), bias ~ N(0, 0.2); running_mean ~ N(0, 0.5), running_var ~ U(0.5, 2),
+    or, with ``calibrate_on`` (a normalised input batch), the statistics of the activations that
+    batch produces, as after training (random statistics blur what a random backbone localises).
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        for bn in bns:
+            n = bn.num_features
+            bn.weight.copy_(torch.rand(n, generator=gen) + 0.5)
+            bn.bias.copy_(torch.randn(n, generator=gen) * 0.2)
+            bn.running_mean.copy_(torch.randn(n, generator=gen) * 0.5)
+            bn.running_var.copy_(torch.rand(n, generator=gen) * 1.5 + 0.5)
+        if calibrate_on is not None:
+            momenta = [bn.momentum for bn in bns]
+            for bn in bns:
+                bn.reset_running_stats()
+                bn.momentum = None  # cumulative average: one batch -> its own statistics
+            model.train()(calibrate_on)
+            for bn, momentum in zip(bns, momenta, strict=True):
+                bn.momentum = momentum
+    return model.eval()

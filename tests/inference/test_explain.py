@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 import vcfnet
+from tests.factories import randomize_batchnorm
 from tests.predict_fixtures import make_run_dir
 from vcfnet.cli import main
 from vcfnet.inference.explain import cam_region, explain_image
@@ -47,14 +48,16 @@ def lesion_model(tmp_path_factory):
     crops = [
         make_cache_crop(film(rng, random_lesion(rng) if y else None), BOX, pre) for y in has_lesion
     ]
+    batch = normalize_batch(stack_crops(crops, pre.image_size), pre)
     torch.manual_seed(0)
-    model = build_model().eval()
+    # BatchNorm statistics measured on these crops (non-default): Grad-CAM through a real fold
+    model = randomize_batchnorm(build_model(), seed=0, calibrate_on=batch)
     pooled = {}
     hook = model.avgpool.register_forward_hook(
         lambda _m, _i, out: pooled.__setitem__("f", out.flatten(1))
     )
     with torch.inference_mode():
-        model(normalize_batch(stack_crops(crops, pre.image_size), pre))
+        model(batch)
     hook.remove()
     fit = LogisticRegression(max_iter=2000).fit(pooled["f"].numpy(), has_lesion)
     with torch.no_grad():

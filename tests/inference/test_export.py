@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import vcfnet
+from tests.factories import randomize_batchnorm
 from tests.predict_fixtures import make_run_dir
 from vcfnet.cli import main
 from vcfnet.errors import CheckpointError
@@ -20,9 +21,14 @@ from vcfnet.preprocess import Preprocessing
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """A full-size (224 px) random-weight run and its ONNX export through the CLI."""
+    """A full-size (224 px) random-weight run (non-default BatchNorm statistics, so that folding
+    and exporting them matter) and its ONNX export through the CLI."""
+    from vcfnet.models.classifier import build_model
+
     tmp = tmp_path_factory.mktemp("export")
-    run = make_run_dir(tmp / "run", preprocessing=Preprocessing(), seed=3)
+    torch.manual_seed(3)
+    model = randomize_batchnorm(build_model(), seed=3)
+    run = make_run_dir(tmp / "run", preprocessing=Preprocessing(), model=model)
     out = tmp / "model.onnx"
     assert (
         main(["export", "--model", str(run), "--format", "onnx", "--out", str(out), "--no-check"])
@@ -142,7 +148,7 @@ def quantized(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("int8")
     crops, classes = brightness_crops(0)
     torch.manual_seed(3)
-    model = build_model().eval()
+    model = randomize_batchnorm(build_model(), seed=4).eval()
     pooled = {}
     hook = model.avgpool.register_forward_hook(lambda _m, _i, o: pooled.__setitem__("f", o))
     with torch.inference_mode():

@@ -103,7 +103,8 @@ def _apply_voi_to_uint8(values: np.ndarray, ds: Dataset) -> np.ndarray:
             lut = apply_voi(np.arange(first_map, first_map + n_entries, dtype=np.int64), ds)
             out = apply_voi(np.rint(values).astype(np.int64), ds)
             return scale_to_uint8(out, float(lut.min()), float(lut.max()))
-        except (NotImplementedError, ValueError, AttributeError, TypeError) as exc:
+        except (NotImplementedError, ValueError, AttributeError, TypeError, IndexError) as exc:
+            # IndexError: LUT Data shorter than its descriptor says
             log.warning("ignoring unusable VOI LUT Sequence (%s); trying window/min-max", exc)
     if ds.get("WindowCenter") is not None and ds.get("WindowWidth") is not None:
         try:
