@@ -379,3 +379,48 @@ def test_default_key_file_outside_dataset(tmp_path, monkeypatch):
     assert resolve_id_key("explicit-key-123") == b"explicit-key-123"
     with pytest.raises(Exception, match="at least 8"):
         resolve_id_key("short")
+
+
+BOX_C = (110, 20, 190, 100)
+
+
+def make_multi_image_cohort(root: Path, n_patients: int = 12) -> tuple[Path, Path, dict]:
+    """Patients with 2 or 3 radiographs each (same DICOM PatientID), 2-3 boxes per radiograph whose
+    classes vary within a patient; returns (images, xml, {raw patient id: (radiographs, boxes)})."""
+    images, xml = root / "images", root / "xml"
+    images.mkdir(parents=True)
+    expected = {}
+    for i in range(n_patients):
+        n_images = 2 + i % 2
+        n_boxes = 0
+        for j in range(n_images):
+            name = f"{patient_id(i)}-view{j}.dcm"
+            write_dicom(images / name, radiograph_values(), patient_id=patient_id(i))
+            boxes = [BOX_A, BOX_B, BOX_C][: 2 + (i + j) % 2]
+            objs = [(f"{CLASSES[(i + j + k) % 3]}-L{k + 1}", box) for k, box in enumerate(boxes)]
+            write_voc(xml / f"{patient_id(i)}-view{j}.xml", name, W, H, objs)
+            n_boxes += len(boxes)
+        expected[patient_id(i)] = (n_images, n_boxes)
+    return images, xml, expected
+
+
+def test_split_keeps_all_radiographs_of_a_patient_together(tmp_path):
+    images, xml, expected = make_multi_image_cohort(tmp_path)
+    out = tmp_path / "ds"
+    df = prepare_dataset(
+        PrepareConfig(images=images, annotations=xml, out=out, workers=1, split="0.7", val=0.15)
+    ).manifest
+    # the pseudonymised patients have their 2-3 radiographs and all their boxes
+    per_patient = df.groupby("patient_id").agg(
+        images=("source_image", "nunique"), crops=("crop_path", "size")
+    )
+    assert sorted(map(tuple, per_patient.to_numpy())) == sorted(expected.values())
+    assert df["source_image"].nunique() == sum(n for n, _ in expected.values())
+    # every split is used, and no patient (so no radiograph) is in two of them
+    assert set(df["split"]) == {"train", "val", "test"}
+    assert df.groupby("patient_id")["split"].nunique().eq(1).all()
+    assert df.groupby("source_image")["split"].nunique().eq(1).all()
+    members = {s: set(g["patient_id"]) for s, g in df.groupby("split")}
+    assert not (members["train"] & members["val"] or members["train"] & members["test"])
+    assert not members["val"] & members["test"]
+    assert sum(map(len, members.values())) == len(expected)

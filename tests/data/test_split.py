@@ -67,3 +67,40 @@ def test_parse_split():
     for bad in ("abc", "0", "1.5"):
         with pytest.raises(InputError):
             parse_split(bad)
+
+
+def _multi_image_manifest(n_patients: int = 90, seed: int = 2) -> pd.DataFrame:
+    """Crops of patients with 1-3 radiographs of 1-4 vertebrae each, classes mixed within a
+    patient, at two sites."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(n_patients):
+        site = "A" if p % 3 else "B"
+        for image in range(int(rng.integers(1, 4))):
+            for _ in range(int(rng.integers(1, 5))):
+                label = rng.choice(["acute", "chronic", "pathologic"], p=[0.5, 0.35, 0.15])
+                rows.append(
+                    {"patient_id": f"{site}{p:03d}", "site": site, "label": label,
+                     "source_image": f"{site}{p:03d}-{image}"}
+                )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_assign_splits_by_patient_with_several_radiographs_each():
+    from vcfnet.data.prepare import assign_splits
+
+    manifest = _multi_image_manifest()
+    images = manifest.groupby("patient_id")["source_image"].nunique()
+    assert images.max() == 3 and (images > 1).mean() > 0.5  # really several per patient
+    out = assign_splits(manifest, train_fraction=0.7, val=0.1, seed=0)
+    pd.testing.assert_frame_equal(out.drop(columns="split"), manifest)
+    assert out["split"].isin(["train", "val", "test"]).all()
+    assert out.groupby("patient_id")["split"].nunique().eq(1).all()
+    assert out.groupby("source_image")["split"].nunique().eq(1).all()
+    # the fractions are of patients (not of crops or radiographs), per site to within a patient
+    # or two
+    per_patient = out.groupby("patient_id").agg(site=("site", "first"), split=("split", "first"))
+    for site, group in per_patient.groupby("site"):
+        share = group["split"].value_counts()
+        assert share["test"] == pytest.approx(0.3 * len(group), abs=2), site
+        assert share["val"] == pytest.approx(0.1 * len(group), abs=2), site
