@@ -120,6 +120,18 @@ def test_no_validation_split_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.skipif(imagenet_weights_path().is_file(), reason="ImageNet weights are cached here")
+def test_patient_in_two_splits_is_refused(tmp_path):
+    data = make_tiny_dataset(tmp_path / "d", n_per_class=2, size=32)
+    manifest = pd.read_csv(data / "manifest.csv")
+    test_row = manifest.index[manifest["split"] == "test"][0]
+    manifest.loc[test_row, "patient_id"] = manifest.loc[0, "patient_id"]  # a train patient
+    manifest.to_csv(data / "manifest.csv", index=False)
+    cfg = TrainConfig(data=data, out=tmp_path / "run", epochs=1, image_size=32, weights="none")
+    with pytest.raises(InputError, match="more than one split"):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_dataset_without_dataset_json_is_a_clear_error(tmp_path):
     data = make_tiny_dataset(tmp_path / "d", n_per_class=2, size=32)
     (data / "dataset.json").unlink()

@@ -86,6 +86,12 @@ def _spawned_worker(local_rank: int, cfg: TrainConfig, port: int, nproc: int) ->
 def _check_inputs(cfg: TrainConfig) -> None:
     """Fail early (before spawning anything) on a missing dataset or a run folder already in use."""
     manifest = read_manifest(cfg.data)
+    leaking = manifest.groupby("patient_id")["split"].nunique()
+    if (leaking > 1).any():  # an edited or merged manifest: training would see test patients
+        raise InputError(
+            f"{cfg.data}: {int((leaking > 1).sum())} patient(s) have rows in more than one split "
+            f"(e.g. {leaking[leaking > 1].index[0]}); re-run 'vcfnet prepare' to split by patient"
+        )
     counts = manifest["split"].value_counts()
     if counts.get("train", 0) == 0:
         raise InputError(f"{cfg.data} has no rows with split == train; re-run 'vcfnet prepare'")
