@@ -53,6 +53,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "readers": ("vcfnet.readers", "reader study: Table 3, Figure 6 and MRMC (Obuchowski-Rockette)"),
     "demo": ("vcfnet.demo", "run the whole multicenter study end to end on synthetic data"),
     "bench": ("vcfnet.bench", "benchmarks: prepare, synth, train, predict, metrics"),
+    "serve": ("vcfnet.serve.commands", "the web platform: upload, analyse, second reads"),
+    "users": ("vcfnet.serve.commands", "manage the web platform's accounts"),
 }
 
 
