@@ -123,7 +123,8 @@ def heatmap_image(
     if analysis is None or analysis.case_id != case.id or not analysis.heatmap_key:
         raise crud.NotFoundError(f"heatmap of analysis {analysis_id} not found")
     reads.require_ai_visible(db, auth.actor, case)
-    return Response(app_state(request).storage.read_bytes(analysis.heatmap_key), "image/png")
+    data = app_state(request).storage.read_bytes(analysis.heatmap_key)
+    return Response(data, media_type="image/png")
 
 
 @router.post("/cases/{case_id}/analyse")
