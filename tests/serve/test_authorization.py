@@ -35,7 +35,7 @@ def world(tmp_path_factory, tiny_run_dir):
         f"/api/v1/cases/{case_id}/analyses", headers={"X-CSRF-Token": clin.csrf}
     ).json()["id"]
     findings = {"csrf_token": rad.csrf, "finding_L1": "acute"}
-    for read_id in (1, 2, 3, 4):
+    for _ in range(4):
         form = {"csrf_token": clin.csrf, "radiologist": "rad"}
         assert clin.post(f"/cases/{case_id}/reads", data=form).status_code == 303
     for read_id in (1, 2, 3):
