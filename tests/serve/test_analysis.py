@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 import numpy as np
+import pytest
 
 from tests.serve.conftest import login, png_bytes, put_boxes, upload
 from vcfnet.serve.ml import model_service
@@ -136,3 +137,38 @@ def test_event_loop_answers_during_an_analysis(app, monkeypatch):
             return elapsed
 
     assert asyncio.run(scenario()) < 2.0
+
+
+def test_grad_cam_is_not_shared_between_threads(tiny_run_dir):
+    """Eight threads released at once on one model: each gets its own probabilities and heatmap
+    (without the lock in ModelService the Grad-CAM hooks see each other's activations)."""
+    import threading
+
+    from vcfnet.serve.ml import ModelService
+
+    service = ModelService(tiny_run_dir)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (300, 240), dtype=np.uint8) for _ in range(8)]
+    boxes, levels = [(40, 50, 120, 110), (60, 150, 170, 230)], ["L1", "L2"]
+    expected = [service.analyse(image, boxes, levels) for image in images]
+    for _ in range(3):
+        barrier, results, errors = threading.Barrier(8), [None] * 8, []
+
+        def work(i: int, barrier=barrier, results=results, errors=errors) -> None:
+            barrier.wait()
+            try:
+                results[i] = service.analyse(images[i], boxes, levels)
+            except Exception as exc:  # collected: a thread's error must fail the test
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        for got, want in zip(results, expected, strict=True):
+            for got_box, want_box in zip(got.boxes, want.boxes, strict=True):
+                assert got_box.probabilities == pytest.approx(want_box.probabilities, abs=1e-6)
+            diff = np.abs(got.heatmap_rgb.astype(int) - want.heatmap_rgb.astype(int)).max()
+            assert diff <= 1
