@@ -87,7 +87,7 @@ def sweep_orphan_files(factory, storage: LocalStorage) -> None:
         known |= {k for k in db.scalars(select(Analysis.heatmap_key)) if k}
     for folder in ("images", "originals", "heatmaps"):
         storage.sweep_orphans(folder, known)
-    storage.sweep_orphans("tmp", set(), min_age_s=0)
+    storage.sweep_orphans("tmp", set())  # scratch files of uploads (an hour old: not in flight)
 
 
 ERROR_STATUS: dict[type[Exception], int] = {

@@ -100,6 +100,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
         uvicorn.run(create_app(settings), host=args.host, port=args.port, proxy_headers=True)
         return 0
+    from vcfnet.serve.db import make_engine
+    from vcfnet.serve.migrations import upgrade_database
+
+    upgrade_database(make_engine(settings.database_url))  # once, before the workers race to it
     os.environ[SETTINGS_ENV] = json.dumps(asdict(settings), default=str)
     uvicorn.run(
         "vcfnet.serve.commands:app_from_environment",
