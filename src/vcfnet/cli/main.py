@@ -99,6 +99,15 @@ COMMANDS: dict[str, Command] = {
         "run_demo",
         "run the whole multicenter study end to end on synthetic data",
     ),
+    "serve": Command(
+        "vcfnet.cli.serve",
+        "add_serve_arguments",
+        "run_serve",
+        "the web platform: upload, analyse, second reads",
+    ),
+    "users": Command(
+        "vcfnet.cli.serve", "add_users_arguments", "run_users", "manage the web platform's accounts"
+    ),
     "bench": Command(
         "vcfnet.cli.bench",
         "add_bench_arguments",

@@ -1,0 +1,221 @@
+"""``vcfnet serve`` and ``vcfnet users``: argparse adapters around the platform.
+
+Accounts are made with ``vcfnet users add`` (the first admin too); passwords are read from the
+terminal (twice), from stdin (``--password-stdin``) or generated (``--random-password``, printed
+once); there is never a default password.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from vcfnet.errors import ConfigError
+from vcfnet.serve.app import SETTINGS_ENV
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DEMO_OUT = "demo-out"
+
+
+def _add_location_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="data folder: database, images, heatmaps (default ./vcfnet-data)",
+    )
+    parser.add_argument(
+        "--db", default=None, metavar="URL", help="database URL (default sqlite in --data)"
+    )
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_location_arguments(parser)
+    parser.add_argument("--model", type=Path, default=None, help="RUN_DIR, .pt or .onnx")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--demo",
+        nargs="?",
+        const=DEFAULT_DEMO_OUT,
+        default=None,
+        metavar="DEMO_OUT",
+        help="open with the demo's model, test cases and one account per role "
+        f"(a 'vcfnet demo' output folder, default {DEFAULT_DEMO_OUT})",
+    )
+    parser.add_argument(
+        "--secure-cookies", action="store_true", help="behind TLS: Secure session cookies"
+    )
+    parser.add_argument(
+        "--keep-originals",
+        action="store_true",
+        help="keep uploaded files (they hold patient data) beside the de-identified images",
+    )
+    parser.add_argument(
+        "--max-upload-mib", type=int, default=64, help="largest upload (default 64 MiB)"
+    )
+
+
+def settings_from_args(args: argparse.Namespace):
+    from vcfnet.serve.settings import MIB, Settings
+
+    settings = Settings(db_url=args.db)
+    if args.data is not None:
+        settings = replace(settings, data_dir=args.data)
+    for name, value in (
+        ("model_path", getattr(args, "model", None)),
+        ("secure_cookies", getattr(args, "secure_cookies", False) or None),
+        ("keep_originals", getattr(args, "keep_originals", False) or None),
+    ):
+        if value is not None:
+            settings = replace(settings, **{name: value})
+    if getattr(args, "max_upload_mib", None):
+        settings = replace(settings, max_upload_bytes=args.max_upload_mib * MIB)
+    return settings
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = settings_from_args(args)
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if args.demo is not None:
+        from vcfnet.serve.demo import prepare_demo
+
+        settings, passwords = prepare_demo(
+            settings, Path(args.demo), data_given=args.data is not None
+        )
+        print("vcfnet serve --demo: synthetic data only. Accounts (passwords shown once):")
+        for username, password in passwords.items():
+            print(f"  {username:18s} {password}")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.secure_cookies:
+        log.warning("listening on %s without --secure-cookies: put it behind TLS", args.host)
+    if args.workers == 1:
+        from vcfnet.serve.app import create_app
+
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, proxy_headers=True)
+        return 0
+    from vcfnet.serve.db import make_engine
+    from vcfnet.serve.migrations import upgrade_database
+
+    upgrade_database(make_engine(settings.database_url))  # once, before the workers race to it
+    os.environ[SETTINGS_ENV] = json.dumps(asdict(settings), default=str)
+    uvicorn.run(
+        "vcfnet.serve.app:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+    )
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ users
+
+
+def add_users_arguments(parser: argparse.ArgumentParser) -> None:
+    from vcfnet.serve.models import ROLES
+
+    _add_location_arguments(parser)
+    sub = parser.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+    add = sub.add_parser("add", help="add an account")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--hospital", default="", help="hospital (clinicians share its cases)")
+    add.add_argument("--name", default="", help="full name shown on reports")
+    _add_password_arguments(add)
+    sub.add_parser("list", help="list accounts")
+    for action, text in (("disable", "disable an account"), ("enable", "enable an account")):
+        sub.add_parser(action, help=text).add_argument("username")
+    reset = sub.add_parser("reset-password", help="set a new password (logs the user out)")
+    reset.add_argument("username")
+    _add_password_arguments(reset)
+
+
+def _add_password_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    group.add_argument(
+        "--random-password", action="store_true", help="generate one and print it once"
+    )
+
+
+def read_new_password(args: argparse.Namespace) -> tuple[str, bool]:
+    """(password, generated) from stdin, a generator or the terminal (asked twice)."""
+    from vcfnet.serve.security import random_password
+
+    if args.random_password:
+        return random_password(), True
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n"), False
+    if not sys.stdin.isatty():
+        raise ConfigError("no terminal: pass --password-stdin or --random-password")
+    first = getpass.getpass("New password: ")
+    if first != getpass.getpass("Repeat it: "):
+        raise ConfigError("the passwords differ; try again")
+    return first, False
+
+
+def run_users(args: argparse.Namespace) -> int:
+    from vcfnet.serve import crud, security
+    from vcfnet.serve.db import make_engine, make_session_factory, session_scope
+    from vcfnet.serve.migrations import upgrade_database
+
+    settings = settings_from_args(args)
+    engine = make_engine(settings.database_url)
+    upgrade_database(engine)
+    actor = crud.Actor(None, "cli")
+    try:
+        with session_scope(make_session_factory(engine)) as db:
+            return _users_action(db, settings, args, actor)
+    except (
+        crud.NotFoundError,
+        crud.ConflictError,
+        crud.InvalidInputError,
+        security.WeakPasswordError,
+    ) as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _users_action(db, settings, args: argparse.Namespace, actor) -> int:
+    from vcfnet.serve import crud
+
+    action = args.users_command
+    if action == "list":
+        for user in crud.list_users(db):
+            state = "active" if user.is_active else "disabled"
+            print(f"{user.username}\t{user.role}\t{user.hospital}\t{state}")
+        return 0
+    if action == "add":
+        password, generated = read_new_password(args)
+        crud.create_user(
+            db,
+            settings,
+            username=args.username,
+            password=password,
+            role=args.role,
+            hospital=args.hospital,
+            display_name=args.name,
+            actor=actor,
+        )
+    else:
+        user = crud.get_user_by_name(db, args.username)
+        if action in ("disable", "enable"):
+            crud.set_user_active(db, user, action == "enable", actor)
+            print(f"{action}d {user.username}")
+            return 0
+        password, generated = read_new_password(args)
+        crud.set_password(db, settings, user, password, actor)
+    print(f"{action}: {args.username}" + (f"\tpassword: {password}" if generated else ""))
+    return 0

@@ -1,0 +1,178 @@
+"""The JSON API under /api/v1 (session cookie + CSRF header, or ``Authorization: Bearer``)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from vcfnet.serve import crud, reads
+from vcfnet.serve.analysis import analyse_case, analysis_dict
+from vcfnet.serve.api.deps import Auth, api_user, app_state, get_db
+from vcfnet.serve.ingest import ingest_upload, patient_pseudonym, read_upload
+from vcfnet.serve.models import Case
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+any_user = api_user()
+clinician = api_user("clinician")
+viewer = api_user("clinician", "radiologist")
+predictor_roles = api_user("clinician", "radiologist", "researcher")
+radiologist = api_user("radiologist")
+
+
+class BoxIn(BaseModel):
+    level: str = Field(max_length=4, examples=["L1"])
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+class BoxesIn(BaseModel):
+    boxes: list[BoxIn] = Field(max_length=32)
+
+
+def case_dict(case: Case, user) -> dict:
+    latest = case.analyses[-1] if case.analyses else None
+    show_ai = user.role == "clinician" or any(
+        r.ai_revealed_at is not None for r in case.read_requests if r.assigned_to_id == user.id
+    )
+    return {
+        "id": case.id,
+        "patient_pseudonym": case.patient_pseudonym,
+        "width": case.width,
+        "height": case.height,
+        "source_format": case.source_format,
+        "created_at": case.created_at.isoformat() + "Z",
+        "boxes": [
+            {"level": b.level, "x1": b.x1, "y1": b.y1, "x2": b.x2, "y2": b.y2} for b in case.boxes
+        ],
+        "analysis": analysis_dict(latest) if latest and show_ai else None,
+    }
+
+
+@router.get("/me")
+def me(*, auth: Annotated[Auth, Depends(any_user)]) -> dict:
+    user = auth.user
+    return {"username": user.username, "role": user.role, "hospital": user.hospital}
+
+
+@router.get("/cases")
+def list_cases(
+    *, auth: Annotated[Auth, Depends(viewer)], db: Annotated[Session, Depends(get_db)]
+) -> list[dict]:
+    return [case_dict(c, auth.user) for c in crud.list_cases(db, auth.actor)]
+
+
+@router.post("/cases", status_code=201)
+def upload_case(
+    *,
+    request: Request,
+    file: Annotated[UploadFile, File()],
+    auth: Annotated[Auth, Depends(clinician)],
+    db: Annotated[Session, Depends(get_db)],
+) -> dict:
+    """Upload a DICOM, PNG or JPEG radiograph; it is de-identified and stored as a case."""
+    state = app_state(request)
+    case = ingest_upload(
+        db, state.storage, state.settings, state.id_key, auth.actor, file.file, file.filename
+    )
+    return case_dict(case, auth.user)
+
+
+@router.get("/cases/{case_id}")
+def get_case(
+    *, case_id: int, auth: Annotated[Auth, Depends(viewer)], db: Annotated[Session, Depends(get_db)]
+) -> dict:
+    return case_dict(crud.get_case(db, auth.actor, case_id), auth.user)
+
+
+@router.put("/cases/{case_id}/boxes")
+def put_boxes(
+    *,
+    case_id: int,
+    body: BoxesIn,
+    auth: Annotated[Auth, Depends(clinician)],
+    db: Annotated[Session, Depends(get_db)],
+) -> dict:
+    """Replace the case's boxes (pixel coordinates, level T11-S1)."""
+    case = crud.get_case(db, auth.actor, case_id)
+    crud.replace_boxes(db, auth.actor, case, [b.model_dump() for b in body.boxes])
+    return case_dict(case, auth.user)
+
+
+@router.post("/cases/{case_id}/analyses", status_code=201)
+def analyse(
+    *,
+    request: Request,
+    case_id: int,
+    auth: Annotated[Auth, Depends(clinician)],
+    db: Annotated[Session, Depends(get_db)],
+) -> dict:
+    """Run the model on the case's boxes (a sync route: it runs on a worker thread)."""
+    state = app_state(request)
+    case = crud.get_case(db, auth.actor, case_id)
+    return analysis_dict(analyse_case(db, state.storage, state.models, auth.actor, case))
+
+
+@router.get("/worklist")
+def worklist(
+    *,
+    status: str = "",
+    auth: Annotated[Auth, Depends(radiologist)],
+    db: Annotated[Session, Depends(get_db)],
+) -> list[dict]:
+    return [
+        {
+            "id": r.id,
+            "case_id": r.case_id,
+            "status": r.status,
+            "pool": r.pool,
+            "assigned_to": r.assigned_to.username if r.assigned_to else None,
+            "created_at": r.created_at.isoformat() + "Z",
+            "note": r.note,
+        }
+        for r in reads.worklist(db, auth.actor, status)
+    ]
+
+
+@router.post("/predict")
+def predict(
+    *,
+    request: Request,
+    file: Annotated[UploadFile, File()],
+    box: Annotated[list[str], Form(description="x1,y1,x2,y2 in pixels; repeat for more boxes")],
+    level: Annotated[list[str] | None, Form(description="the level of each box, in order")] = None,
+    auth: Annotated[Auth, Depends(predictor_roles)],
+    db: Annotated[Session, Depends(get_db)],
+) -> list[dict]:
+    """What ``vcfnet predict --format json`` prints for one radiograph; nothing is stored."""
+    state = app_state(request)
+    boxes = [parse_box(text) for text in box]
+    if level and len(level) != len(boxes):
+        raise crud.InvalidInputError("give one level per box, or none")
+    checked, radiograph = read_upload(state.storage, state.settings, file.file, file.filename)
+    result = state.models.analyse(radiograph.pixels, boxes, level or None, heatmap=False)
+    prediction = dict(result.prediction)
+    prediction["image"] = "upload." + checked.kind
+    prediction["patient_id"] = (
+        patient_pseudonym(
+            state.id_key, auth.user.hospital, radiograph.patient.patient_id, uuid.uuid4().hex
+        )
+        if radiograph.patient.patient_id
+        else ""
+    )
+    crud.audit(db, auth.actor, "api.predict", detail=f"{len(boxes)} box(es)")
+    return [prediction]
+
+
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    parts = text.replace(";", ",").split(",")
+    try:
+        x1, y1, x2, y2 = (float(p) for p in parts)
+    except ValueError:
+        raise crud.InvalidInputError(f"box {text!r}: expected x1,y1,x2,y2 in pixels") from None
+    return x1, y1, x2, y2

@@ -1,0 +1,157 @@
+"""Clinician pages: case list, upload, case page (viewer, analyse, second read); case images."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from vcfnet.serve import crud, reads
+from vcfnet.serve.analysis import analyse_case, analysis_dict
+from vcfnet.serve.api.deps import Auth, app_state, get_db, page_user
+from vcfnet.serve.api.routes import render, see_other
+from vcfnet.serve.ingest import ingest_upload
+from vcfnet.serve.models import BOX_LEVELS, Analysis, Case
+
+router = APIRouter(include_in_schema=False)
+clinician = page_user("clinician")
+viewer = page_user("clinician", "radiologist")
+
+
+@router.get("/cases")
+def case_list(
+    *,
+    request: Request,
+    auth: Annotated[Auth, Depends(clinician)],
+    db: Annotated[Session, Depends(get_db)],
+):
+    cases = crud.list_cases(db, auth.actor)
+    return render(request, "cases.html", auth, cases=cases)
+
+
+@router.get("/cases/new")
+def upload_page(*, request: Request, auth: Annotated[Auth, Depends(clinician)]):
+    limit_mib = app_state(request).settings.max_upload_bytes // (1024 * 1024)
+    return render(request, "upload.html", auth, limit_mib=limit_mib)
+
+
+@router.post("/cases")
+def upload(
+    *,
+    request: Request,
+    file: Annotated[UploadFile, File()],
+    auth: Annotated[Auth, Depends(clinician)],
+    db: Annotated[Session, Depends(get_db)],
+):
+    state = app_state(request)
+    case = ingest_upload(
+        db, state.storage, state.settings, state.id_key, auth.actor, file.file, file.filename
+    )
+    return see_other(f"/cases/{case.id}")
+
+
+def case_context(db: Session, case: Case, show_ai: bool) -> dict:
+    """What the case viewer needs (boxes, image size, analyses if they may be shown)."""
+    latest = case.analyses[-1] if case.analyses and show_ai else None
+    return {
+        "id": case.id,
+        "width": case.width,
+        "height": case.height,
+        "image_url": f"/cases/{case.id}/image",
+        "boxes": [
+            {"level": b.level, "x1": b.x1, "y1": b.y1, "x2": b.x2, "y2": b.y2} for b in case.boxes
+        ],
+        "levels": list(BOX_LEVELS),
+        "analysis": analysis_dict(latest) if latest else None,
+        "heatmap_url": (
+            f"/cases/{case.id}/analyses/{latest.id}/heatmap"
+            if latest and latest.heatmap_key
+            else None
+        ),
+    }
+
+
+@router.get("/cases/{case_id}")
+def case_page(
+    *,
+    request: Request,
+    case_id: int,
+    auth: Annotated[Auth, Depends(clinician)],
+    db: Annotated[Session, Depends(get_db)],
+):
+    case = crud.get_case(db, auth.actor, case_id)
+    return render(
+        request,
+        "case.html",
+        auth,
+        case=case,
+        viewer=case_context(db, case, show_ai=True),
+        editable=True,
+        model_available=app_state(request).models.available,
+        radiologists=crud.radiologists(db),
+        pools=crud.reading_pools(db),
+        read_requests=case.read_requests,
+    )
+
+
+@router.get("/cases/{case_id}/image")
+def case_image(
+    *,
+    request: Request,
+    case_id: int,
+    auth: Annotated[Auth, Depends(viewer)],
+    db: Annotated[Session, Depends(get_db)],
+):
+    case = crud.get_case(db, auth.actor, case_id, action="case.image")
+    data = app_state(request).storage.read_bytes(case.image_key)
+    return Response(data, media_type="image/png")
+
+
+@router.get("/cases/{case_id}/analyses/{analysis_id}/heatmap")
+def heatmap_image(
+    *,
+    request: Request,
+    case_id: int,
+    analysis_id: int,
+    auth: Annotated[Auth, Depends(viewer)],
+    db: Annotated[Session, Depends(get_db)],
+):
+    case = crud.get_case(db, auth.actor, case_id, action="analysis.heatmap")
+    analysis = db.get(Analysis, analysis_id)
+    if analysis is None or analysis.case_id != case.id or not analysis.heatmap_key:
+        raise crud.NotFoundError(f"heatmap of analysis {analysis_id} not found")
+    reads.require_ai_visible(db, auth.actor, case)
+    data = app_state(request).storage.read_bytes(analysis.heatmap_key)
+    return Response(data, media_type="image/png")
+
+
+@router.post("/cases/{case_id}/analyse")
+def analyse(
+    *,
+    request: Request,
+    case_id: int,
+    auth: Annotated[Auth, Depends(clinician)],
+    db: Annotated[Session, Depends(get_db)],
+):
+    """Blocking inference: a sync route, so FastAPI runs it on a worker thread, not the loop."""
+    state = app_state(request)
+    case = crud.get_case(db, auth.actor, case_id)
+    analyse_case(db, state.storage, state.models, auth.actor, case)
+    return see_other(f"/cases/{case.id}#result")
+
+
+@router.post("/cases/{case_id}/reads")
+def request_read(
+    *,
+    case_id: int,
+    radiologist: Annotated[str, Form(max_length=64)] = "",
+    pool: Annotated[str, Form(max_length=128)] = "",
+    note: Annotated[str, Form(max_length=reads.MAX_TEXT)] = "",
+    auth: Annotated[Auth, Depends(clinician)],
+    db: Annotated[Session, Depends(get_db)],
+):
+    case = crud.get_case(db, auth.actor, case_id)
+    reads.request_read(db, auth.actor, case, radiologist=radiologist, pool=pool, note=note)
+    return see_other(f"/cases/{case.id}#reads")

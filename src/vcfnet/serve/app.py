@@ -1,0 +1,155 @@
+"""``create_app(settings)``: the FastAPI application of ``vcfnet serve``.
+
+At start: the database is migrated to the newest revision (Alembic), the data folder is created
+and swept of files that no row names (left by a crash between writing a file and its commit), and
+the pseudonym key is resolved. The model is loaded once per process on first use.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import select
+from starlette.exceptions import HTTPException
+from starlette.templating import Jinja2Templates
+
+from vcfnet.serve import crud, ingest, ml, security
+from vcfnet.serve.api.deps import AppState, LoginRequiredError
+from vcfnet.serve.db import make_engine, make_session_factory
+from vcfnet.serve.middleware import SecurityHeadersMiddleware
+from vcfnet.serve.migrations import upgrade_database
+from vcfnet.serve.models import Analysis, Case
+from vcfnet.serve.settings import Settings
+from vcfnet.serve.storage import LocalStorage
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+NOTICE = "Research software, not a medical device."
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(
+        title="vcfnet",
+        summary="AI second reader for vertebral compression fractures. " + NOTICE,
+        docs_url=None,  # Swagger UI loads scripts from a CDN; the schema stays available
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+        # the upload limit plus room for the form's other fields and multipart boundaries
+        max_body_size=settings.max_upload_bytes + 65536,
+    )
+    app.state.vcfnet = build_state(settings)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
+    from vcfnet.serve.api.routes import api_v1, pages_admin, pages_auth, pages_cases, pages_reads
+
+    for module in (pages_auth, pages_cases, pages_reads, pages_admin, api_v1):
+        app.include_router(module.router)
+    add_error_handlers(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    return app
+
+
+def build_state(settings: Settings) -> AppState:
+    from vcfnet.data.pseudonym import resolve_id_key
+
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    upgrade_database(engine)
+    factory = make_session_factory(engine)
+    storage = LocalStorage(data_dir)
+    sweep_orphan_files(factory, storage)
+    templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
+    templates.env.globals["notice"] = NOTICE
+    return AppState(
+        settings=settings,
+        session_factory=factory,
+        storage=storage,
+        models=ml.model_service(settings.model_path),
+        id_key=resolve_id_key(settings.id_key),
+        templates=templates,
+    )
+
+
+def sweep_orphan_files(factory, storage: LocalStorage) -> None:
+    with factory() as db:
+        known = set(db.scalars(select(Case.image_key)))
+        known |= {k for k in db.scalars(select(Case.original_key)) if k}
+        known |= {k for k in db.scalars(select(Analysis.heatmap_key)) if k}
+    for folder in ("images", "originals", "heatmaps"):
+        storage.sweep_orphans(folder, known)
+    storage.sweep_orphans("tmp", set())  # scratch files of uploads (an hour old: not in flight)
+
+
+ERROR_STATUS: dict[type[Exception], int] = {
+    crud.NotFoundError: 404,
+    crud.ForbiddenError: 403,
+    crud.ConflictError: 409,
+    crud.InvalidInputError: 422,
+    security.WeakPasswordError: 422,
+    ml.ModelUnavailableError: 503,
+}
+
+
+def error_status(exc: Exception) -> int:
+    if isinstance(exc, ingest.IngestError):
+        return exc.status_code
+    for kind, status in ERROR_STATUS.items():
+        if isinstance(exc, kind):
+            return status
+    return 422  # vcfnet's InputError/CheckpointError (a box off the image, a broken model)
+
+
+def error_response(request: Request, status: int, message: str) -> Response:
+    """JSON for the API, an HTML page otherwise."""
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"detail": message}, status_code=status)
+    templates = request.app.state.vcfnet.templates
+    return templates.TemplateResponse(
+        request, "error.html", {"status": status, "message": message}, status_code=status
+    )
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    async def on_login_required(request: Request, exc: LoginRequiredError) -> Response:
+        return RedirectResponse("/login", status_code=302)
+
+    async def on_http_error(request: Request, exc: HTTPException) -> Response:
+        response = error_response(request, exc.status_code, str(exc.detail))
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
+
+    async def on_library_error(request: Request, exc: Exception) -> Response:
+        return error_response(request, error_status(exc), str(exc).splitlines()[0])
+
+    app.add_exception_handler(LoginRequiredError, on_login_required)
+    app.add_exception_handler(HTTPException, on_http_error)
+    for kind in (*ERROR_STATUS, ingest.IngestError, *ml.error_types()):
+        app.add_exception_handler(kind, on_library_error)
+
+
+#: environment variable carrying the Settings (JSON) from ``vcfnet serve`` to its workers
+SETTINGS_ENV = "VCFNET_SERVE_SETTINGS"
+
+
+def app_from_environment():
+    """The app of one uvicorn worker process (settings passed by ``run_serve``)."""
+    from vcfnet.serve.settings import Settings
+
+    values = json.loads(os.environ[SETTINGS_ENV])
+    for key in ("data_dir", "model_path"):
+        if values.get(key) is not None:
+            values[key] = Path(values[key])
+    return create_app(Settings(**values))

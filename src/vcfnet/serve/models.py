@@ -1,0 +1,275 @@
+"""Database tables (SQLAlchemy 2 typed declarative). Change them only with an Alembic revision.
+
+Shared with the reader-study module (issue 14): a :class:`Case` is one de-identified radiograph
+with its boxes; a :class:`ReadRequest` is one reader's read of one case (first impression without
+the AI, then with it, then a report), so a reader study is a set of read requests on chosen cases.
+No table holds a patient's name, ID, birth date, accession number, institution or file name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    inspect,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+ROLES: tuple[str, ...] = ("clinician", "radiologist", "researcher", "admin")
+#: Levels a box can be labelled with (T11-S1, as the paper's radiographs show).
+BOX_LEVELS: tuple[str, ...] = ("T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1")
+READ_STATUSES: tuple[str, ...] = ("new", "in_progress", "reported")
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC now (stored as such on SQLite and PostgreSQL alike)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ImmutableRowError(RuntimeError):
+    """An append-only or signed row was about to change; write a new row instead."""
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    hospital: Mapped[str] = mapped_column(String(128), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    password_changed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class LoginSession(Base):
+    """A server-side session: the cookie holds a random token, the table only its SHA-256."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256(token) hex
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class ApiKey(Base):
+    """A per-user key for the JSON API; only its SHA-256 is stored (keys are 256-bit random)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64), default="")
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in lists to tell keys apart
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Case(Base):
+    """One de-identified radiograph: a PNG of the display pixels under the data folder."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_pseudonym: Mapped[str] = mapped_column(String(40), index=True)
+    image_key: Mapped[str] = mapped_column(String(255))  # storage key, e.g. images/<uuid>.png
+    original_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    source_format: Mapped[str] = mapped_column(String(8))  # dicom | png | jpeg
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    pixel_spacing_mm: Mapped[float | None] = mapped_column(Float, default=None)
+    sex: Mapped[str] = mapped_column(String(1), default="")
+    age: Mapped[float | None] = mapped_column(Float, default=None)
+    hospital: Mapped[str] = mapped_column(String(128), index=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    created_by: Mapped[User] = relationship()
+    boxes: Mapped[list[Box]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="Box.id"
+    )
+    analyses: Mapped[list[Analysis]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="Analysis.id"
+    )
+    read_requests: Mapped[list[ReadRequest]] = relationship(
+        back_populates="case", order_by="ReadRequest.id"
+    )
+
+
+class Box(Base):
+    """A vertebra marked on a case: pixel coordinates x1 < x2, y1 < y2 and its level."""
+
+    __tablename__ = "boxes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    level: Mapped[str] = mapped_column(String(4))
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+
+    case: Mapped[Case] = relationship(back_populates="boxes")
+
+    @property
+    def coords(self) -> tuple[float, float, float, float]:
+        return (self.x1, self.y1, self.x2, self.y2)
+
+
+class Analysis(Base):
+    """One run of the model on a case's boxes (the boxes are copied: they may change later)."""
+
+    __tablename__ = "analyses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(32))
+    model_hash: Mapped[str] = mapped_column(String(64))
+    model_runtime: Mapped[str] = mapped_column(String(32))
+    heatmap_key: Mapped[str | None] = mapped_column(String(255), default=None)
+
+    case: Mapped[Case] = relationship(back_populates="analyses")
+    findings: Mapped[list[Finding]] = relationship(
+        back_populates="analysis", cascade="all, delete-orphan", order_by="Finding.id"
+    )
+
+
+class Finding(Base):
+    """The model's output for one box of an analysis."""
+
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    analysis_id: Mapped[int] = mapped_column(
+        ForeignKey("analyses.id", ondelete="CASCADE"), index=True
+    )
+    level: Mapped[str] = mapped_column(String(4))
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    probabilities: Mapped[dict[str, Any]] = mapped_column(JSON)
+    predicted: Mapped[str] = mapped_column(String(32))
+
+    analysis: Mapped[Analysis] = relationship(back_populates="findings")
+
+
+class ReadRequest(Base):
+    """A request for a radiologist's read of a case: to one radiologist or to a hospital's pool.
+
+    The reader's first impression (class per level, before the AI result is shown) and the moment
+    the AI result was revealed are kept here: they are the unaided and aided reads of a reader
+    study.
+    """
+
+    __tablename__ = "read_requests"
+    __table_args__ = (Index("ix_read_requests_pool_status", "pool", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    assigned_to_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id"), default=None, index=True
+    )
+    pool: Mapped[str | None] = mapped_column(String(128), default=None)  # a hospital's readers
+    note: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    first_impression: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    first_impression_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    ai_revealed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+    case: Mapped[Case] = relationship(back_populates="read_requests")
+    requested_by: Mapped[User] = relationship(foreign_keys=[requested_by_id])
+    assigned_to: Mapped[User | None] = relationship(foreign_keys=[assigned_to_id])
+    reports: Mapped[list[Report]] = relationship(
+        back_populates="read_request", order_by="Report.version"
+    )
+
+
+class Report(Base):
+    """A version of a read's report. Signed versions are immutable; an addendum is a new version."""
+
+    __tablename__ = "reports"
+    __table_args__ = (UniqueConstraint("read_request_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    read_request_id: Mapped[int] = mapped_column(
+        ForeignKey("read_requests.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16), default="report")  # report | addendum
+    findings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # level -> class
+    text: Mapped[str] = mapped_column(Text, default="")
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    signed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+    read_request: Mapped[ReadRequest] = relationship(back_populates="reports")
+    author: Mapped[User] = relationship()
+
+
+class AuditLog(Base):
+    """Append-only: who did what to which case, when, from where. Never patient data."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    username: Mapped[str] = mapped_column(String(64), default="")
+    role: Mapped[str] = mapped_column(String(16), default="")
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    case_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+    client: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[str] = mapped_column(String(255), default="")
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_changes_to_immutable_rows(session: Session, _context, _instances) -> None:
+    """Audit entries are never changed or deleted; a signed report is never changed."""
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, AuditLog):
+            raise ImmutableRowError("the audit log is append-only; add an entry instead")
+        if isinstance(obj, Report) and _was_signed(obj):
+            raise ImmutableRowError(
+                f"report {obj.id} v{obj.version} is signed; write an addendum instead"
+            )
+
+
+def _was_signed(report: Report) -> bool:
+    """Whether ``report`` was already signed before the pending change."""
+    history = inspect(report).attrs.signed_at.history
+    before = list(history.unchanged or ()) + list(history.deleted or ())
+    return bool(before and before[0] is not None)

@@ -1,0 +1,37 @@
+"""The platform's settings: one dataclass, filled from the command line (``vcfnet serve``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``create_app`` needs; paths are resolved against the working folder."""
+
+    data_dir: Path = Path("vcfnet-data")
+    db_url: str | None = None  # default: sqlite:///<data_dir>/vcfnet.db
+    model_path: Path | None = None  # RUN_DIR, .pt or .onnx; None: analysis unavailable
+    max_upload_bytes: int = 64 * MIB
+    max_pixels: int = 60_000_000  # width x height, checked from the header before decoding
+    keep_originals: bool = False  # keep the uploaded file (it holds patient data) beside the case
+    secure_cookies: bool = False  # set behind TLS: cookies get the Secure flag
+    session_hours: float = 12.0
+    login_max_failures: int = 5  # failed logins per user name or client address ...
+    login_window_minutes: float = 15.0  # ... within this window before 429
+    id_key: str | None = None  # pseudonym key; None: $VCFNET_ID_KEY, else the per-user key file
+    argon2_profile: str = "RFC_9106_LOW_MEMORY"  # argon2.profiles name; tests use CHEAPEST
+
+    @property
+    def database_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(Path(self.data_dir) / 'vcfnet.db').resolve()}"
+
+    @property
+    def cookie_name(self) -> str:
+        # "__Host-" makes browsers refuse the cookie unless Secure, path=/ and no Domain
+        return "__Host-vcfnet-session" if self.secure_cookies else "vcfnet-session"

@@ -1,0 +1,127 @@
+"""Fixtures of the platform tests: an app on SQLite in tmp_path, users per role, a tiny model."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.io.dicom_fixtures import write_dicom
+from tests.predict_fixtures import make_run_dir
+from vcfnet.serve import crud
+from vcfnet.serve.app import create_app
+from vcfnet.serve.settings import Settings
+
+PASSWORD = "correct horse battery staple"
+#: username -> (role, hospital)
+USERS = {
+    "clin": ("clinician", "North Hospital"),
+    "clin2": ("clinician", "South Hospital"),
+    "rad": ("radiologist", "Reading Center"),
+    "rad2": ("radiologist", "Other Center"),
+    "res": ("researcher", ""),
+    "admin": ("admin", ""),
+}
+ROLE_USER = {"clinician": "clin", "radiologist": "rad", "researcher": "res", "admin": "admin"}
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory) -> Path:
+    return make_run_dir(tmp_path_factory.mktemp("serve-run"))
+
+
+def make_settings(root: Path, model: Path | None = None, **changes) -> Settings:
+    return Settings(
+        data_dir=root / "data",
+        model_path=model,
+        id_key="serve-test-pseudonym-key",
+        argon2_profile="CHEAPEST",
+        **changes,
+    )
+
+
+def add_users(app) -> dict[str, int]:
+    state = app.state.vcfnet
+    ids = {}
+    with state.session_factory() as db:
+        for name, (role, hospital) in USERS.items():
+            user = crud.create_user(
+                db, state.settings, username=name, password=PASSWORD, role=role, hospital=hospital
+            )
+            ids[name] = user.id
+        db.commit()
+    return ids
+
+
+@pytest.fixture()
+def settings(tmp_path, tiny_run_dir) -> Settings:
+    return make_settings(tmp_path, tiny_run_dir)
+
+
+@pytest.fixture()
+def app(settings):
+    app = create_app(settings)
+    add_users(app)
+    return app
+
+
+def page_csrf(html: str) -> str:
+    match = re.search(r'name="csrf-token" content="([^"]*)"', html)
+    return match.group(1) if match else ""
+
+
+def login(app, username: str, password: str = PASSWORD) -> TestClient:
+    """A client logged in as ``username``; ``client.csrf`` holds the session's CSRF token."""
+    client = TestClient(app, follow_redirects=False)
+    response = post_login(client, username, password)
+    assert response.status_code == 303, response.text
+    client.csrf = page_csrf(client.get("/account").text)
+    return client
+
+
+def post_login(client: TestClient, username: str, password: str):
+    form = client.get("/login").text
+    token = re.search(r'name="csrf_token" value="([^"]*)"', form).group(1)
+    return client.post(
+        "/login", data={"username": username, "password": password, "csrf_token": token}
+    )
+
+
+def png_bytes(height: int = 240, width: int = 200, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (height, width), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def dicom_bytes(tmp_path: Path, **kwargs) -> bytes:
+    rng = np.random.default_rng(3)
+    stored = rng.integers(200, 3800, (256, 200), dtype=np.uint16)
+    return write_dicom(tmp_path / "patient.dcm", stored, window=(2000, 4000), **kwargs).read_bytes()
+
+
+def upload(client: TestClient, data: bytes, name: str = "image.png", api: bool = True):
+    files = {"file": (name, data, "application/octet-stream")}
+    if api:
+        return client.post("/api/v1/cases", files=files, headers={"X-CSRF-Token": client.csrf})
+    return client.post("/cases", files=files, data={"csrf_token": client.csrf})
+
+
+BOXES = [
+    {"level": "L1", "x1": 40, "y1": 50, "x2": 120, "y2": 110},
+    {"level": "L2", "x1": 60, "y1": 130, "x2": 170, "y2": 200},
+]
+
+
+def put_boxes(client: TestClient, case_id: int, boxes=BOXES):
+    return client.put(
+        f"/api/v1/cases/{case_id}/boxes",
+        json={"boxes": boxes},
+        headers={"X-CSRF-Token": client.csrf},
+    )

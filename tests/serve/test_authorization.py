@@ -1,0 +1,240 @@
+"""Every route x every role (+ anonymous) against the expected status; other users' ids -> 404."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.serve.conftest import (
+    PASSWORD,
+    ROLE_USER,
+    add_users,
+    login,
+    make_settings,
+    png_bytes,
+    put_boxes,
+    upload,
+)
+from vcfnet.serve.app import create_app
+
+ROLES = ("anonymous", "clinician", "radiologist", "researcher", "admin")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, tiny_run_dir):
+    """One app with: case 1 (clin, boxes, analysed); reads on it assigned to rad:
+    read 1 revealed, read 2 with a draft, read 3 signed, read 4 new."""
+    app = create_app(make_settings(tmp_path_factory.mktemp("authz"), tiny_run_dir))
+    user_ids = add_users(app)
+    clin, rad = login(app, "clin"), login(app, "rad")
+    case_id = upload(clin, png_bytes()).json()["id"]
+    put_boxes(clin, case_id)
+    analysis_id = clin.post(
+        f"/api/v1/cases/{case_id}/analyses", headers={"X-CSRF-Token": clin.csrf}
+    ).json()["id"]
+    findings = {"csrf_token": rad.csrf, "finding_L1": "acute"}
+    for _ in range(4):
+        form = {"csrf_token": clin.csrf, "radiologist": "rad"}
+        assert clin.post(f"/cases/{case_id}/reads", data=form).status_code == 303
+    for read_id in (1, 2, 3):
+        rad.post(f"/reads/{read_id}/impression", data=findings)
+    rad.post("/reads/1/reveal", data={"csrf_token": rad.csrf})
+    for read_id in (2, 3):
+        rad.post(f"/reads/{read_id}/report", data={**findings, "text": "draft"})
+    assert rad.post("/reads/3/sign", data={"csrf_token": rad.csrf}).status_code == 303
+    return {
+        "app": app,
+        "case": case_id,
+        "analysis": analysis_id,
+        "user_ids": user_ids,
+    }
+
+
+def ids(world) -> dict:
+    return {
+        "case": world["case"],
+        "analysis": world["analysis"],
+        "res": world["user_ids"]["res"],
+    }
+
+
+_ALL = dict.fromkeys(("clinician", "radiologist", "researcher", "admin"))
+
+
+def only(allowed: dict[str, int], page: bool = True) -> dict[str, int]:
+    """Expected codes: the given roles as listed, other roles 403, anonymous 302 or 401."""
+    expected = {role: allowed.get(role, 403) for role in _ALL}
+    expected["anonymous"] = 302 if page else 401
+    return expected
+
+
+def every(code: int, anonymous: int) -> dict[str, int]:
+    return {**dict.fromkeys(_ALL, code), "anonymous": anonymous}
+
+
+PNG = png_bytes(120, 100, seed=5)
+BOXES = {"boxes": [{"level": "L1", "x1": 40, "y1": 50, "x2": 120, "y2": 110}]}
+
+#: (method, path template, request kwargs, expected status per role)
+TABLE = [
+    ("GET", "/", {}, every(302, 302)),
+    ("GET", "/login", {}, every(200, 200)),
+    # without the login form's own cookie (see test_security for a real login)
+    ("POST", "/login", {"data": {"username": "clin", "password": PASSWORD}}, every(403, 403)),
+    ("POST", "/logout", {}, every(303, 302)),
+    ("GET", "/account", {}, every(200, 302)),
+    (
+        "POST",
+        "/account/password",
+        {"data": {"current_password": PASSWORD, "new_password": PASSWORD}},
+        every(303, 302),
+    ),
+    ("POST", "/account/api-keys", {"data": {"name": "k"}}, every(200, 302)),
+    ("POST", "/account/api-keys/999999/revoke", {}, every(404, 302)),
+    ("GET", "/cases", {}, only({"clinician": 200})),
+    ("GET", "/cases/new", {}, only({"clinician": 200})),
+    ("POST", "/cases", {"files": {"file": ("x.png", PNG)}}, only({"clinician": 303})),
+    ("GET", "/cases/{case}", {}, only({"clinician": 200})),
+    ("GET", "/cases/{case}/image", {}, only({"clinician": 200, "radiologist": 200})),
+    (
+        "GET",
+        "/cases/{case}/analyses/{analysis}/heatmap",
+        {},
+        only({"clinician": 200, "radiologist": 200}),
+    ),
+    ("POST", "/cases/{case}/analyse", {}, only({"clinician": 303})),
+    ("POST", "/cases/{case}/reads", {"data": {"pool": "Reading Center"}}, only({"clinician": 303})),
+    ("GET", "/worklist", {}, only({"radiologist": 200})),
+    ("GET", "/reads/1", {}, only({"radiologist": 200})),
+    ("POST", "/reads/4/impression", {"data": {"finding_L1": "acute"}}, only({"radiologist": 303})),
+    ("POST", "/reads/1/reveal", {}, only({"radiologist": 303})),
+    ("POST", "/reads/1/report", {"data": {"text": "t"}}, only({"radiologist": 303})),
+    ("POST", "/reads/2/sign", {}, only({"radiologist": 303})),
+    ("POST", "/reads/3/addendum", {"data": {"text": "more"}}, only({"radiologist": 303})),
+    ("GET", "/admin/users", {}, only({"admin": 200})),
+    (
+        "POST",
+        "/admin/users",
+        {"data": {"username": "new-user", "password": PASSWORD, "role": "clinician"}},
+        only({"admin": 303}),
+    ),
+    ("POST", "/admin/users/{res}/active", {"data": {"active": "true"}}, only({"admin": 303})),
+    ("GET", "/admin/audit", {}, only({"admin": 200})),
+    ("GET", "/api/v1/me", {}, every(200, 401)),
+    ("GET", "/api/v1/cases", {}, only({"clinician": 200, "radiologist": 200}, page=False)),
+    ("POST", "/api/v1/cases", {"files": {"file": ("x.png", PNG)}}, only({"clinician": 201}, False)),
+    (
+        "GET",
+        "/api/v1/cases/{case}",
+        {},
+        only({"clinician": 200, "radiologist": 200}, page=False),
+    ),
+    ("PUT", "/api/v1/cases/{case}/boxes", {"json": BOXES}, only({"clinician": 200}, page=False)),
+    ("POST", "/api/v1/cases/{case}/analyses", {}, only({"clinician": 201}, page=False)),
+    ("GET", "/api/v1/worklist", {}, only({"radiologist": 200}, page=False)),
+    (
+        "POST",
+        "/api/v1/predict",
+        {"files": {"file": ("x.png", PNG)}, "data": {"box": ["10,10,60,60"]}},
+        only({"clinician": 200, "radiologist": 200, "researcher": 200}, page=False),
+    ),
+    ("GET", "/api/v1/openapi.json", {}, every(200, 200)),
+    ("GET", "/healthz", {}, every(200, 200)),
+    ("GET", "/static/app.css", {}, every(200, 200)),
+]
+
+
+def _client(world, role: str) -> TestClient:
+    if role == "anonymous":
+        client = TestClient(world["app"], follow_redirects=False)
+        client.csrf = ""
+        return client
+    return login(world["app"], ROLE_USER[role])
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "expected"),
+    TABLE,
+    ids=[f"{m} {p}" for m, p, _, _ in TABLE],
+)
+def test_route_role_status(world, role, method, path, kwargs, expected):
+    client = _client(world, role)
+    kwargs = {k: dict(v) if isinstance(v, dict) else v for k, v in kwargs.items()}
+    if method != "GET" and client.csrf:
+        if path.startswith("/api/"):
+            kwargs["headers"] = {"X-CSRF-Token": client.csrf}
+        else:
+            kwargs["data"] = {**kwargs.get("data", {}), "csrf_token": client.csrf}
+    response = client.request(method, path.format(**ids(world)), **kwargs)
+    assert response.status_code == expected[role], response.text[:300]
+    if response.status_code == 302 and role == "anonymous" and path != "/":
+        assert response.headers["location"] == "/login"
+
+
+def test_table_covers_every_route(world):
+    """A new route must be added to the table above."""
+    routes = set()
+    for route in world["app"].routes:
+        for method in getattr(route, "methods", None) or ():
+            if method != "HEAD":
+                routes.add((method, route.path))
+    placeholders = {
+        "{case}": "{case_id}",
+        "{analysis}": "{analysis_id}",
+        "{res}": "{user_id}",
+        "999999": "{key_id}",
+    }
+    covered = set()
+    for method, path, _, _ in TABLE:
+        for old, new in placeholders.items():
+            path = path.replace(old, new)
+        covered.add((method, re.sub(r"^/reads/\d+", "/reads/{read_id}", path)))
+    assert routes - covered == set()
+
+
+OTHERS = [
+    ("clin2", "GET", "/cases/{case}"),
+    ("clin2", "GET", "/cases/{case}/image"),
+    ("clin2", "GET", "/api/v1/cases/{case}"),
+    ("clin2", "PUT", "/api/v1/cases/{case}/boxes"),
+    ("clin2", "POST", "/cases/{case}/analyse"),
+    ("clin2", "POST", "/cases/{case}/reads"),
+    ("rad2", "GET", "/cases/{case}/image"),
+    ("rad2", "GET", "/api/v1/cases/{case}"),
+    ("rad2", "GET", "/reads/1"),
+    ("rad2", "POST", "/reads/1/report"),
+    ("clin", "GET", "/cases/999999"),
+]
+
+
+@pytest.mark.parametrize(("username", "method", "path"), OTHERS)
+def test_other_users_ids_are_not_found(world, username, method, path):
+    client = login(world["app"], username)
+    kwargs = {}
+    if method == "PUT":
+        kwargs = {"json": BOXES, "headers": {"X-CSRF-Token": client.csrf}}
+    elif method == "POST":
+        kwargs = {"data": {"csrf_token": client.csrf, "radiologist": "rad", "text": "x"}}
+    response = client.request(method, path.format(**ids(world)), **kwargs)
+    assert response.status_code == 404, response.text[:300]
+
+
+def test_api_key_authenticates_without_csrf(world):
+    clin = login(world["app"], "clin")
+    page = clin.post("/account/api-keys", data={"csrf_token": clin.csrf, "name": "ci"}).text
+    key = page.split("<code>vcf_", 1)[1].split("</code>", 1)[0]
+    api = TestClient(world["app"], headers={"Authorization": f"Bearer vcf_{key}"})
+    assert api.get("/api/v1/me").json()["username"] == "clin"
+    response = api.post(
+        "/api/v1/predict", files={"file": ("x.png", PNG)}, data={"box": ["10,10,60,60"]}
+    )
+    assert response.status_code == 200
+    [result] = response.json()
+    assert set(result) >= {"image", "patient_id", "model", "boxes"}
+    assert set(result["boxes"][0]["probabilities"]) == {"acute", "chronic", "pathologic"}
+    wrong = TestClient(world["app"], headers={"Authorization": "Bearer vcf_wrong"})
+    assert wrong.get("/api/v1/me").status_code == 401
+    assert api.get("/cases", follow_redirects=False).status_code == 302  # pages: cookie only

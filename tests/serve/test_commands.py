@@ -1,0 +1,126 @@
+"""``vcfnet users`` and ``vcfnet serve`` (argument handling and --demo loading)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from tests.io.dicom_fixtures import write_dicom
+from tests.predict_fixtures import make_run_dir
+from vcfnet.cli import main
+
+
+def users(tmp_path, *args, stdin: str = "", monkeypatch=None) -> int:
+    if monkeypatch is not None:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    return main(["users", "--data", str(tmp_path / "data"), *args])
+
+
+def test_users_add_list_disable_reset(tmp_path, monkeypatch, capsys):
+    password = "first admin password\n"
+    assert users(tmp_path, "add", "root", "--role", "admin", "--password-stdin",
+                 stdin=password, monkeypatch=monkeypatch) == 0  # fmt: skip
+    assert users(tmp_path, "add", "doc", "--role", "clinician", "--hospital", "North",
+                 "--random-password") == 0  # fmt: skip
+    out = capsys.readouterr().out
+    generated = out.strip().splitlines()[-1].split("password: ")[1]
+    assert len(generated) >= 12
+    assert users(tmp_path, "list") == 0
+    listing = capsys.readouterr().out
+    assert "root\tadmin" in listing and "doc\tclinician\tNorth\tactive" in listing
+    assert users(tmp_path, "disable", "doc") == 0
+    users(tmp_path, "list")
+    assert "doc\tclinician\tNorth\tdisabled" in capsys.readouterr().out
+    assert users(tmp_path, "reset-password", "root", "--random-password") == 0
+    assert "password: " in capsys.readouterr().out
+
+
+def test_users_refuse_weak_duplicate_and_missing_passwords(tmp_path, monkeypatch, capsys):
+    assert users(tmp_path, "add", "a", "--role", "admin", "--password-stdin",
+                 stdin="short\n", monkeypatch=monkeypatch) == 2  # fmt: skip
+    assert "at least 12" in capsys.readouterr().err
+    assert users(tmp_path, "add", "a", "--role", "admin", "--random-password") == 0
+    assert users(tmp_path, "add", "a", "--role", "admin", "--random-password") == 2
+    assert "exists" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal: no prompt, no default
+    assert users(tmp_path, "add", "b", "--role", "admin") == 2
+    assert "--password-stdin" in capsys.readouterr().err
+    assert users(tmp_path, "disable", "nobody") == 2
+
+
+def test_serve_arguments(tmp_path):
+    from vcfnet.cli.main import build_parser
+    from vcfnet.cli.serve import settings_from_args
+
+    args = build_parser("serve").parse_args(
+        ["serve", "--data", str(tmp_path), "--port", "9000", "--workers", "2", "--demo"]
+    )
+    assert args.port == 9000 and args.workers == 2 and args.demo == "demo-out"
+    settings = settings_from_args(args)
+    assert settings.data_dir == tmp_path and settings.database_url.endswith("vcfnet.db")
+
+
+def make_demo_out(root):
+    """The parts of a ``vcfnet demo`` output folder that --demo reads."""
+    from vcfnet.io.voc import write_voc
+
+    make_run_dir(root / "run")
+    site = root / "cohort" / "SITE3"
+    (site / "images").mkdir(parents=True)
+    (site / "annotations").mkdir()
+    stored = np.random.default_rng(0).integers(0, 4000, (240, 200)).astype(np.uint16)
+    for i in range(2):
+        write_dicom(site / "images" / f"img{i}.dcm", stored, window=(2000, 4000))
+        write_voc(
+            site / "annotations" / f"img{i}.xml",
+            f"img{i}.dcm",
+            200,
+            240,
+            [("Acute-L1", (40, 50, 120, 110)), ("Normal-L2", (60, 130, 170, 200))],
+        )
+    (root / "cohort" / "cohort.json").write_text(
+        json.dumps({"sites": {"SITE1": {"split": "70:30"}, "SITE3": {"split": "none"}}})
+    )
+    return root
+
+
+def test_demo_loads_model_accounts_and_cases(tmp_path, capsys):
+    from fastapi.testclient import TestClient
+
+    from tests.serve.conftest import post_login
+    from vcfnet.serve.app import create_app
+    from vcfnet.serve.demo import prepare_demo
+    from vcfnet.serve.settings import Settings
+
+    demo_out = make_demo_out(tmp_path / "demo-out")
+    settings, passwords = prepare_demo(
+        Settings(argon2_profile="CHEAPEST"), demo_out, data_given=False
+    )
+    assert set(passwords) == {
+        "demo-clinician", "demo-radiologist", "demo-researcher", "demo-admin"
+    }  # fmt: skip
+    assert settings.data_dir == demo_out / "serve-data"
+    app = create_app(settings)
+    client = TestClient(app, follow_redirects=False)
+    assert post_login(client, "demo-clinician", passwords["demo-clinician"]).status_code == 303
+    cases = client.get("/api/v1/cases").json()
+    assert len(cases) == 2
+    assert [b["level"] for b in cases[0]["boxes"]] == ["L1"]
+    again, _ = prepare_demo(Settings(argon2_profile="CHEAPEST"), demo_out, data_given=False)
+    assert again.model_path == demo_out / "run"
+    with app.state.vcfnet.session_factory() as db:
+        from vcfnet.serve.models import Case
+
+        assert db.query(Case).count() == 2  # loaded once
+
+
+def test_demo_without_a_model_says_what_to_do(tmp_path):
+    from vcfnet.errors import ConfigError
+    from vcfnet.serve.demo import prepare_demo
+    from vcfnet.serve.settings import Settings
+
+    with pytest.raises(ConfigError, match="vcfnet demo --quick"):
+        prepare_demo(Settings(), tmp_path, data_given=False)
