@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+SERVE_ARGS ?=
 
-.PHONY: install demo test test-slow lint format bench clean
+.PHONY: install demo serve test test-slow lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,9 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/vcfnet demo $(DEMO_ARGS)
+
+serve: $(STAMP)
+	$(BIN)/vcfnet serve $(SERVE_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
