@@ -141,7 +141,7 @@ def test_event_loop_answers_during_an_analysis(app, monkeypatch):
 
 def test_grad_cam_is_not_shared_between_threads(tiny_run_dir):
     """Eight threads released at once on one model: each gets its own probabilities and heatmap
-    (without the lock in ModelService the Grad-CAM hooks see each other's activations)."""
+    (without the torch predictor's Grad-CAM lock the hooks see each other's activations)."""
     import threading
 
     from vcfnet.serve.ml import ModelService

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from vcfnet.geometry import Box, expand_box
 from vcfnet.inference.gradcam import GRAD_CAM_BATCH
 from vcfnet.inference.inputs import as_gray_image
-from vcfnet.inference.results import ImagePrediction, box_predictions
+from vcfnet.inference.results import BoxPrediction, ImagePrediction, box_predictions
 from vcfnet.io.atomic import atomic_path
 from vcfnet.io.images import read_radiograph
 
@@ -110,6 +111,41 @@ def save_png(rgb: np.ndarray, path: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Explanation:
+    """Predictions and Grad-CAM maps of the boxes on one radiograph.
+
+    ``crops``: the cached-size crops; ``cams``: float32 (N, S, S) maps on the model input;
+    ``radiograph_rgb``: uint8 (H, W, 3), every box's map drawn on the radiograph, captioned.
+    """
+
+    predictions: tuple[BoxPrediction, ...]
+    crops: list[np.ndarray]
+    cams: np.ndarray
+    captions: list[str]
+    radiograph_rgb: np.ndarray
+
+
+def explain_pixels(
+    predictor,
+    pixels: np.ndarray,
+    boxes: Sequence[Box],
+    *,
+    labels: Sequence[str] | None = None,
+    levels: Sequence[str] | None = None,
+) -> Explanation:
+    """Predict ``boxes`` on display pixels uint8 (H, W) and compute their Grad-CAM maps for the
+    predicted classes, cropping each box once (needs an explainable predictor)."""
+    crops = predictor.crops_for(pixels, boxes)
+    probs = predictor.predict_crops(crops)
+    preds = box_predictions(probs, predictor.class_names, list(boxes), labels, levels)
+    indices = [predictor.class_names.index(p.predicted) for p in preds]
+    cams, _ = predictor.grad_cam(crops, class_indices=indices)
+    captions = [caption_text(p.predicted, p.probability, p.level) for p in preds]
+    full = heatmap_on_radiograph(pixels, boxes, cams, captions, predictor.preprocessing.margin)
+    return Explanation(preds, crops, cams, captions, full)
+
+
 def explain_image(
     predictor,
     image,
@@ -118,7 +154,7 @@ def explain_image(
     *,
     labels: Sequence[str] | None = None,
     levels: Sequence[str] | None = None,
-):
+) -> ImagePrediction:
     """Predict ``boxes`` on ``image`` and write Grad-CAM PNGs to ``out_dir``.
 
     Files: ``<stem>_box<i>.png`` (the crop with its heatmap and caption) per box and
@@ -127,21 +163,16 @@ def explain_image(
     """
     out_dir = Path(out_dir)
     pixels, source, patient = as_gray_image(image)
-    crops = predictor.crops_for(pixels, boxes)
-    probs = predictor.predict_crops(crops)
-    preds = box_predictions(probs, predictor.class_names, list(boxes), labels, levels)
-    indices = [predictor.class_names.index(p.predicted) for p in preds]
-    cams, _ = predictor.grad_cam(crops, class_indices=indices)
+    exp = explain_pixels(predictor, pixels, boxes, labels=labels, levels=levels)
     stem = Path(source).stem
-    captions = [caption_text(p.predicted, p.probability, p.level) for p in preds]
     with_paths = []
-    for i, (pred, crop, cam, text) in enumerate(zip(preds, crops, cams, captions, strict=True)):
+    parts = zip(exp.predictions, exp.crops, exp.cams, exp.captions, strict=True)
+    for i, (pred, crop, cam, text) in enumerate(parts):
         path = save_png(
             add_caption(overlay_heatmap(crop, cam), text), out_dir / f"{stem}_box{i}.png"
         )
         with_paths.append(dataclasses.replace(pred, heatmap=str(path)))
-    full = heatmap_on_radiograph(pixels, boxes, cams, captions, predictor.preprocessing.margin)
-    full_path = save_png(full, out_dir / f"{stem}_heatmap.png")
+    full_path = save_png(exp.radiograph_rgb, out_dir / f"{stem}_heatmap.png")
     return ImagePrediction(
         source=source,
         boxes=tuple(with_paths),

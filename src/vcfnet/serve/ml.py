@@ -2,10 +2,9 @@
 
 ``ModelService`` loads the model once per process (on first use) and analyses a radiograph's
 boxes: per box the class probabilities and the predicted class, the model's identity, and with a
-PyTorch model a Grad-CAM heatmap drawn on the radiograph. Grad-CAM hooks the model's last stage,
-so two analyses at once on one model would see each other's activations; a lock serialises them
-on the PyTorch path (a ResNet-18 already uses every core, so nothing is lost). onnxruntime
-sessions are thread-safe and run without the lock (no heatmap: ONNX has no gradients).
+PyTorch model a Grad-CAM heatmap drawn on the radiograph. Grad-CAM hooks the model's last stage;
+the torch predictor serialises those calls itself, so concurrent analyses stay independent.
+onnxruntime sessions are thread-safe (no heatmap: ONNX has no gradients).
 """
 
 from __future__ import annotations
@@ -19,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from vcfnet.errors import CheckpointError, InputError
 from vcfnet.geometry import Box
+from vcfnet.inference.explain import explain_pixels
+from vcfnet.inference.results import ImagePrediction
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,6 @@ class ModelService:
         self.model_path = Path(model_path) if model_path else None
         self._predictor = None
         self._load_lock = threading.Lock()
-        self._gradcam_lock = threading.Lock()
 
     @property
     def available(self) -> bool:
@@ -66,7 +67,7 @@ class ModelService:
             )
         with self._load_lock:
             if self._predictor is None:
-                from vcfnet.inference.loading import load_model
+                from vcfnet.inference.loading import load_model  # on first use: fast start-up
 
                 self._predictor = load_model(self.model_path)
                 log.info("loaded model %s (%s)", self._predictor.info.name, self.model_path)
@@ -84,28 +85,11 @@ class ModelService:
     ) -> AnalysisResult:
         """Classify ``boxes`` on display pixels uint8 (H, W); InputError for a bad box."""
         predictor = self.predictor()
-        if not _has_grad_cam(predictor):
+        if not (heatmap and predictor.explainable):
             return _result(predictor, predictor.predict(pixels, list(boxes), levels=levels), None)
-        with self._gradcam_lock:
-            prediction = predictor.predict(pixels, list(boxes), levels=levels)
-            rgb = _grad_cam_overlay(predictor, pixels, boxes, prediction) if heatmap else None
-        return _result(predictor, prediction, rgb)
-
-
-def _has_grad_cam(predictor) -> bool:
-    return hasattr(predictor, "grad_cam")
-
-
-def _grad_cam_overlay(predictor, pixels: np.ndarray, boxes: Sequence[Box], prediction):
-    from vcfnet.inference.explain import caption_text, heatmap_on_radiograph
-
-    crops = predictor.crops_for(pixels, list(boxes))
-    indices = [predictor.class_names.index(b.predicted) for b in prediction.boxes]
-    cams, _ = predictor.grad_cam(crops, class_indices=indices)
-    captions = [caption_text(b.predicted, b.probability, b.level) for b in prediction.boxes]
-    return heatmap_on_radiograph(
-        pixels, list(boxes), cams, captions, predictor.preprocessing.margin
-    )
+        exp = explain_pixels(predictor, pixels, list(boxes), levels=levels)
+        prediction = ImagePrediction(source="<array>", boxes=exp.predictions, model=predictor.info)
+        return _result(predictor, prediction, exp.radiograph_rgb)
 
 
 def _result(predictor, prediction, heatmap_rgb) -> AnalysisResult:
@@ -128,8 +112,6 @@ def _result(predictor, prediction, heatmap_rgb) -> AnalysisResult:
 
 def error_types() -> tuple[type[Exception], ...]:
     """Exceptions of the inference code that mean bad input or a bad model (not a server bug)."""
-    from vcfnet.errors import CheckpointError, InputError
-
     return (InputError, CheckpointError)
 
 
