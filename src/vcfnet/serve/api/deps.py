@@ -16,6 +16,7 @@ from starlette.templating import Jinja2Templates
 
 from vcfnet.serve import security
 from vcfnet.serve.crud import Actor
+from vcfnet.serve.db import session_scope
 from vcfnet.serve.ml import ModelService
 from vcfnet.serve.models import ROLES, LoginSession, User
 from vcfnet.serve.settings import Settings
@@ -67,15 +68,8 @@ def app_state(request: Request) -> AppState:
 
 def get_db(request: Request) -> Iterator[Session]:
     """A session per request; committed by the route (or rolled back on error)."""
-    session = app_state(request).session_factory()
-    try:
+    with session_scope(app_state(request).session_factory) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def client_address(request: Request) -> str:
