@@ -81,12 +81,12 @@ def split_patients(
     return out.reindex(patients["patient_id"])
 
 
-def check_disjoint(manifest: pd.DataFrame) -> None:
-    """Raise InputError if any patient has rows in more than one split."""
+def check_disjoint(manifest: pd.DataFrame, what: str = "the split") -> None:
+    """Raise InputError if any patient has rows in more than one split of ``manifest``."""
     n_splits = manifest.groupby("patient_id")["split"].nunique()
     leaking = n_splits[n_splits > 1]
     if len(leaking):
         raise InputError(
-            f"{len(leaking)} patient(s) appear in more than one split (e.g. {leaking.index[0]}); "
-            "this is a bug in the split, please report it"
+            f"{what}: {len(leaking)} patient(s) appear in more than one split (e.g. "
+            f"{leaking.index[0]}); re-run 'vcfnet prepare' to split by patient"
         )

@@ -30,6 +30,7 @@ from vcfnet.config import build_config, config_to_dict, save_config
 from vcfnet.data.augment import Augmentation
 from vcfnet.data.dataset import CropTensors, EpochBatches, balanced_weights, load_split
 from vcfnet.data.manifest import read_crop_spec, read_manifest
+from vcfnet.data.split import check_disjoint
 from vcfnet.device import Precision, resolve_device, resolve_precision
 from vcfnet.errors import ConfigError, InputError
 from vcfnet.labels import CLASS_NAMES
@@ -86,12 +87,7 @@ def _spawned_worker(local_rank: int, cfg: TrainConfig, port: int, nproc: int) ->
 def _check_inputs(cfg: TrainConfig) -> None:
     """Fail early (before spawning anything) on a missing dataset or a run folder already in use."""
     manifest = read_manifest(cfg.data)
-    leaking = manifest.groupby("patient_id")["split"].nunique()
-    if (leaking > 1).any():  # an edited or merged manifest: training would see test patients
-        raise InputError(
-            f"{cfg.data}: {int((leaking > 1).sum())} patient(s) have rows in more than one split "
-            f"(e.g. {leaking[leaking > 1].index[0]}); re-run 'vcfnet prepare' to split by patient"
-        )
+    check_disjoint(manifest, str(cfg.data))  # an edited or merged manifest could leak test patients
     counts = manifest["split"].value_counts()
     if counts.get("train", 0) == 0:
         raise InputError(f"{cfg.data} has no rows with split == train; re-run 'vcfnet prepare'")
