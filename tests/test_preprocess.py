@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from vcfnet.errors import InputError
-from vcfnet.geometry import crop_box, expand_box
+from vcfnet.geometry import crop_box, expand_box, validate_box
 from vcfnet.preprocess import (
     CropSpec,
     InputSpec,
@@ -52,3 +52,23 @@ def test_numpy_normalisation_equals_torch(channels):
     assert x.dtype == np.float32 and x.shape == (3, channels, 40, 40)
     assert np.array_equal(x, normalize_batch(batch, pre).numpy())
     assert np.array_equal(normalize_array(batch[:, None], pre), x)
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        (float("inf"), 10, 50, 60),  # OverflowError before
+        (10, 10, 1e308, 60),
+        (-1e308, 10, 50, 60),
+        (400, 500, 900, 1200),  # ~4 % inside a 512x640 image: an XML of another image
+        (-100000, -100000, 1, 1),
+    ],
+)
+def test_boxes_beyond_the_image_are_errors(box):
+    with pytest.raises(InputError):
+        validate_box(box, (640, 512))
+
+
+def test_a_box_a_little_beyond_the_edge_is_kept():
+    validate_box((-5, -10, 520, 650), (640, 512))  # within 2 % of each side
+    assert crop_box(np.zeros((640, 512), np.uint8), (-5, -10, 520, 650), 0.0).shape == (640, 512)

@@ -13,14 +13,28 @@ from vcfnet.errors import InputError
 Box = tuple[float, float, float, float]
 
 
+#: how far (fraction of the image side) a box may reach beyond the image; LabelImg clips its own
+#: boxes, so more than this is an XML paired with the wrong or a resized image
+OUTSIDE_TOLERANCE = 0.02
+
+
 def validate_box(box: Box, shape: tuple[int, int]) -> None:
-    """Raise InputError if ``box`` has no area or lies outside an image of ``shape`` (H, W)."""
+    """Raise InputError unless ``box`` has finite coordinates, an area, and lies on an image of
+    ``shape`` (H, W), reaching beyond it by at most ``OUTSIDE_TOLERANCE`` of a side."""
     x1, y1, x2, y2 = box
     h, w = shape[:2]
+    if not all(np.isfinite(v) for v in box):
+        raise InputError(f"box {tuple(box)} has a coordinate that is not a finite number")
     if not (x2 > x1 and y2 > y1):
         raise InputError(f"box {tuple(box)} has zero or negative area (need x1 < x2 and y1 < y2)")
     if x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h:
         raise InputError(f"box {tuple(box)} lies outside the {w}x{h} image")
+    tx, ty = OUTSIDE_TOLERANCE * w, OUTSIDE_TOLERANCE * h
+    if x1 < -tx or y1 < -ty or x2 > w + tx or y2 > h + ty:
+        raise InputError(
+            f"box {tuple(box)} reaches beyond the {w}x{h} image (more than "
+            f"{OUTSIDE_TOLERANCE:.0%} of a side): is the XML paired with the right, unresized image?"
+        )
 
 
 def expand_box(box: Box, margin: float, shape: tuple[int, int]) -> tuple[int, int, int, int]:
