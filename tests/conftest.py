@@ -44,3 +44,9 @@ def shared_data() -> Path:
 def real_samples(shared_data: Path) -> Path:
     """The 15 real ROI crops in the authors' ImageFolder layout (Acute/, Chronic/, Pathologic/)."""
     return shared_data / "vcfnet-samples"
+
+
+@pytest.fixture(autouse=True)
+def _private_config_home(tmp_path_factory, monkeypatch):
+    """Tests never write the user's ~/.config (e.g. the pseudonym key file)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.getbasetemp() / "config-home"))

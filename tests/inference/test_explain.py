@@ -115,6 +115,7 @@ def test_heatmap_files_for_a_radiograph(tmp_path, capsys):
         str(tmp_path / "film.png"),
         "--heatmap",
         str(tmp_path / "hm"),
+        "--keep-names",
     ]
     assert main([*args, *(a for pair in boxes for a in pair)]) == 0
     (result,) = json.loads(capsys.readouterr().out)
@@ -147,6 +148,7 @@ def test_heatmaps_for_real_sample_crops(real_samples, tmp_path, capsys):
                 str(real_samples),
                 "--heatmap",
                 str(tmp_path / "hm"),
+                "--keep-names",
             ]
         )
         == 0

@@ -82,7 +82,8 @@ def test_cli_on_synthetic_dicom_with_labelimg_xml(run_dir, radiograph, tmp_path,
         300,
         [("Acute-L1", BOXES[0]), ("Chronic-L2", BOXES[1])],
     )
-    assert main(["predict", "--model", str(run_dir), str(dcm), "--xml", str(xml)]) == 0
+    args = ["predict", "--model", str(run_dir), str(dcm), "--xml", str(xml), "--keep-names"]
+    assert main(args) == 0
     (image,) = json.loads(capsys.readouterr().out)
     assert image["image"] == str(dcm)
     assert [b["label"] for b in image["boxes"]] == ["acute", "chronic"]
@@ -160,7 +161,7 @@ def test_cli_matches_several_images_to_an_xml_folder(run_dir, radiograph, tmp_pa
 
 def test_cli_on_real_sample_crops(run_dir, real_samples, tmp_path, capsys):
     out = tmp_path / "p.csv"
-    crops = ["predict", "--model", str(run_dir), "--crops"]
+    crops = ["predict", "--model", str(run_dir), "--crops", "--keep-names"]
     assert main([*crops, str(real_samples), "--format", "csv", "--out", str(out)]) == 0
     df = pd.read_csv(out, keep_default_na=False)
     assert len(df) == 15
@@ -310,3 +311,33 @@ def test_bench_predict_runs_at_tiny_size():
         assert results[key] > 0
     assert 0 <= results["onnx_int8_top1_agreement"] <= 1
     assert results["target_8x_peak_fraction"] > 0 and results["peak_int8_gop_s"] > 0
+
+
+def test_no_patient_data_in_any_predict_output(run_dir, radiograph, tmp_path, capsys):
+    """Folder, file names and DICOM tags all carry patient data; by default none of it reaches
+    the JSON, the CSV, the heatmap files or their names (issue 15)."""
+    name, mrn = "DOE^JANE", "7654321"
+    folder = tmp_path / f"{name}_{mrn}"
+    folder.mkdir()
+    dcm = write_dicom(folder / f"{mrn}_jane_doe.dcm", radiograph.astype(np.uint16) * 16,
+                      bits_stored=12)  # fmt: skip
+    out = tmp_path / "out"
+    common = ["predict", "--model", str(run_dir), str(dcm), "--box", "40,50,120,110"]
+    for fmt in ("json", "csv"):
+        args = [*common, "--format", fmt, "--out", str(out / f"p.{fmt}"), "--id-key", "k" * 16]
+        assert main([*args, "--heatmap", str(out / f"hm-{fmt}")]) == 0
+    capsys.readouterr()
+    secrets = [name, mrn, "jane", "doe", str(folder), *map(str, FAKE_IDENTITY.values())]
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) >= 6
+    for path in files:
+        text = path.read_bytes().decode("latin-1").lower() + path.name.lower()
+        for secret in secrets:
+            assert secret.lower() not in text, (secret, path.name)
+    (image,) = json.loads((out / "p.json").read_text())
+    assert image["image"].startswith("image-") and image["patient_id"].startswith("patient-")
+    # the same key gives prepare's pseudonym for this patient at this site
+    from vcfnet.data.pseudonym import pseudonym
+
+    expected = pseudonym(b"k" * 16, "patient", "local", FAKE_IDENTITY["PatientID"])
+    assert image["patient_id"] == expected

@@ -18,6 +18,7 @@ from typing import Literal
 from tqdm import tqdm
 
 from vcfnet.config import add_config_arguments, resolve_config, save_command_config
+from vcfnet.data.pseudonym import OutputNames, resolve_id_key
 from vcfnet.errors import CheckpointError, ConfigError
 from vcfnet.evaluation.predictions import prediction_rows
 from vcfnet.inference.explain import explain_crop_files, explain_image
@@ -146,6 +147,17 @@ class PredictConfig:
         default="local",
         metadata={"help": "site name for the CSV's site column (vcfnet metrics groups by it)"},
     )
+    keep_names: bool = field(
+        default=False,
+        metadata={
+            "help": "write input file names and paths into the outputs (they often hold patient "
+            "names or IDs); default: keyed pseudonyms"
+        },
+    )
+    id_key: str | None = field(
+        default=None,
+        metadata={"help": "pseudonym key (default: $VCFNET_ID_KEY or the per-user key file)"},
+    )
 
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
@@ -177,16 +189,33 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def iter_image_predictions(
-    predictor: Predictor, plans: Sequence[BoxedImage], heatmap_dir: Path | None
+    predictor: Predictor, plans: Sequence[BoxedImage], heatmap_dir: Path | None, names: OutputNames
 ) -> Iterator[ImagePrediction]:
     """Predict each planned radiograph, writing Grad-CAM PNGs when ``heatmap_dir`` is set."""
     for plan in tqdm(plans, desc="predict", unit="image", disable=None if len(plans) > 1 else True):
+        options = {"labels": plan.labels, "levels": plan.levels, "names": names}
         if heatmap_dir is None:
-            yield predictor.predict(plan.path, plan.boxes, labels=plan.labels, levels=plan.levels)
-            continue
-        yield explain_image(
-            predictor, plan.path, plan.boxes, heatmap_dir, labels=plan.labels, levels=plan.levels
+            yield predictor.predict(plan.path, plan.boxes, **options)
+        else:
+            yield explain_image(predictor, plan.path, plan.boxes, heatmap_dir, **options)
+
+
+def check_output_paths(cfg: PredictConfig) -> None:
+    """Refuse unusable output paths before any work: --out a folder, --heatmap a file."""
+    if cfg.out is not None and cfg.out.is_dir():
+        raise ConfigError(f"--out {cfg.out} is a folder; give a file name, e.g. predictions.json")
+    if cfg.heatmap is not None and cfg.heatmap.exists() and not cfg.heatmap.is_dir():
+        raise ConfigError(f"--heatmap {cfg.heatmap} is a file; give a folder for the PNGs")
+
+
+def output_names(cfg: PredictConfig) -> OutputNames:
+    """Keyed pseudonyms for the outputs, or the input names with --keep-names (warned)."""
+    if cfg.keep_names:
+        log.warning(
+            "--keep-names: input file names and paths go into the outputs; they often hold "
+            "patient names or IDs, so keep the outputs as private as the inputs"
         )
+    return OutputNames(resolve_id_key(cfg.id_key), cfg.site, cfg.keep_names)
 
 
 def format_results(
@@ -210,6 +239,8 @@ def run_predict(args: argparse.Namespace) -> int:
         raise ConfigError("predict needs --model RUN_DIR (or a .pt / .onnx file)")
     if cfg.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
+    check_output_paths(cfg)
+    names = output_names(cfg)
     predictor = load_model(
         cfg.model, device=cfg.device, precision=cfg.precision, batch_size=cfg.batch_size
     )
@@ -220,12 +251,12 @@ def run_predict(args: argparse.Namespace) -> int:
             raise ConfigError("--crops takes pre-cut crops; --box and --xml are for radiographs")
         files = find_crop_files(args.inputs)
         if cfg.heatmap is not None:
-            results = explain_crop_files(predictor, files, cfg.heatmap)
+            results = explain_crop_files(predictor, files, cfg.heatmap, names)
         else:
-            results = predictor.predict_crop_files(files)
+            results = predictor.predict_crop_files(files, names)
     else:
         plans = plan_images(args.inputs, args.box, args.xml, predictor.class_names)
-        results = list(iter_image_predictions(predictor, plans, cfg.heatmap))
+        results = list(iter_image_predictions(predictor, plans, cfg.heatmap, names))
     text = format_results(results, cfg.format, predictor.class_names, cfg.site)
     if cfg.out is not None:
         atomic_write_text(cfg.out, text)

@@ -14,6 +14,7 @@ import hmac
 import logging
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from vcfnet.errors import ConfigError
@@ -65,3 +66,26 @@ def pseudonym(key: bytes, kind: str, *parts: str, length: int = 16) -> str:
     """``<kind>-<hex>``: HMAC-SHA256 of ``kind`` and ``parts`` under ``key``, ``length`` hex digits."""
     message = "\x1f".join((kind, *parts)).encode("utf-8")
     return f"{kind}-{hmac.new(key, message, hashlib.sha256).hexdigest()[:length]}"
+
+
+@dataclass(frozen=True)
+class OutputNames:
+    """How inputs are named in outputs: keyed pseudonyms (prepare's scheme, per site), or, only
+    when asked (``keep_names``), the input paths themselves, which often hold patient names."""
+
+    key: bytes
+    site: str = "local"
+    keep_names: bool = False
+
+    def image(self, path: Path | str) -> str:
+        """The name of an input file in outputs: ``image-<hex>``, or its path with keep_names."""
+        if self.keep_names:
+            return str(path)
+        return pseudonym(self.key, "image", self.site, str(Path(path).resolve()))
+
+    def patient(self, patient_id: str, path: Path | str) -> str:
+        """``patient-<hex>`` of a DICOM PatientID (as prepare makes it for this site), or of the
+        image itself when the file has none; never the raw ID or a file name."""
+        if patient_id:
+            return pseudonym(self.key, "patient", self.site, patient_id)
+        return pseudonym(self.key, "patient", self.site, "image:" + str(Path(path).resolve()))

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from vcfnet.data.pseudonym import OutputNames
 from vcfnet.geometry import Box, expand_box
 from vcfnet.inference.gradcam import GRAD_CAM_BATCH
-from vcfnet.inference.inputs import as_gray_image
+from vcfnet.inference.inputs import as_gray_image, name_of
 from vcfnet.inference.results import BoxPrediction, ImagePrediction, box_predictions
 from vcfnet.io.atomic import atomic_path
 from vcfnet.io.images import read_radiograph
@@ -154,15 +155,18 @@ def explain_image(
     *,
     labels: Sequence[str] | None = None,
     levels: Sequence[str] | None = None,
+    names: OutputNames | None = None,
 ) -> ImagePrediction:
     """Predict ``boxes`` on ``image`` and write Grad-CAM PNGs to ``out_dir``.
 
     Files: ``<stem>_box<i>.png`` (the crop with its heatmap and caption) per box and
-    ``<stem>_heatmap.png`` (every box's heatmap on the full radiograph). Returns the
-    ImagePrediction with the heatmap paths filled in.
+    ``<stem>_heatmap.png`` (every box's heatmap on the full radiograph), the stem being the
+    image's name in the outputs (its keyed pseudonym with ``names``). Returns the ImagePrediction
+    with the heatmap paths filled in.
     """
     out_dir = Path(out_dir)
-    pixels, source, patient = as_gray_image(image)
+    pixels, image_path, patient_id = as_gray_image(image)
+    source, patient = name_of(image_path, patient_id, names)
     exp = explain_pixels(predictor, pixels, boxes, labels=labels, levels=levels)
     stem = Path(source).stem
     with_paths = []
@@ -182,15 +186,18 @@ def explain_image(
     )
 
 
-def explain_crop_files(predictor, paths: Sequence[Path], out_dir: Path | str) -> list:
-    """Predict pre-cut crops and write ``<stem>_heatmap.png`` (crop + heatmap + caption) for each."""
+def explain_crop_files(
+    predictor, paths: Sequence[Path], out_dir: Path | str, names: OutputNames | None = None
+) -> list:
+    """Predict pre-cut crops and write ``<stem>_heatmap.png`` (crop + heatmap + caption) for each,
+    the stem being the crop's name in the outputs (its keyed pseudonym with ``names``)."""
     out_dir = Path(out_dir)
-    results = predictor.predict_crop_files(paths)
+    results = predictor.predict_crop_files(paths, names)
     used: set[str] = set()
     explained = []
     for start in range(0, len(paths), GRAD_CAM_BATCH):
         chunk = results[start : start + GRAD_CAM_BATCH]
-        crops = [read_radiograph(r.source).pixels for r in chunk]
+        crops = [read_radiograph(p).pixels for p in paths[start : start + GRAD_CAM_BATCH]]
         indices = [predictor.class_names.index(r.boxes[0].predicted) for r in chunk]
         cams, _ = predictor.grad_cam(crops, class_indices=indices)
         for result, crop, cam in zip(chunk, crops, cams, strict=True):

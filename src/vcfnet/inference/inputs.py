@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vcfnet.data.pseudonym import OutputNames
 from vcfnet.errors import ConfigError, InputError
 from vcfnet.geometry import Box
 from vcfnet.io.images import find_images, map_threads, read_radiograph
@@ -26,27 +27,30 @@ def read_crop_files(paths: Sequence[Path]) -> list[np.ndarray]:
     return map_threads(lambda p: read_radiograph(p).pixels, paths, min(os.cpu_count() or 1, 8))
 
 
-def as_gray_image(image) -> tuple[np.ndarray, str, str]:
-    """(uint8 (H, W) pixels, source name, patient pseudonym) from a path or an array."""
+def as_gray_image(image) -> tuple[np.ndarray, Path | None, str]:
+    """(uint8 (H, W) pixels, the file's path or None for an array, its DICOM PatientID or '').
+
+    The PatientID stays in memory: outputs name patients by keyed pseudonyms (OutputNames)."""
     if isinstance(image, str | Path):
         radiograph = read_radiograph(image)
-        return radiograph.pixels, str(image), patient_pseudonym(radiograph.patient.patient_id)
+        return radiograph.pixels, Path(image), radiograph.patient.patient_id
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
         raise InputError(
             f"image array has dtype {arr.dtype}; pass a display-ready uint8 array (bone bright) "
             "or a file path (DICOM/PNG/JPEG)"
         )
-    return to_gray_uint8(arr), "<array>", ""
+    return to_gray_uint8(arr), None, ""
 
 
-def patient_pseudonym(patient_id: str) -> str:
-    """A stable pseudonym ('p' + 10 hex digits) for a DICOM PatientID, so none leaks into outputs."""
-    if not patient_id:
-        return ""
-    import hashlib
-
-    return "p" + hashlib.sha256(patient_id.encode()).hexdigest()[:10]
+def name_of(path: Path | None, patient_id: str, names: OutputNames | None) -> tuple[str, str]:
+    """(source, patient) of an input in outputs: keyed pseudonyms with ``names``; otherwise the
+    path as given and no patient (the library never writes a raw or unkeyed patient ID)."""
+    if path is None:
+        return "<array>", ""
+    if names is None:
+        return str(path), ""
+    return names.image(path), names.patient(patient_id, path)
 
 
 def label_from_folder(path: Path, class_names: Sequence[str]) -> str:

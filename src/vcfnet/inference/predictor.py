@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from vcfnet.data.pseudonym import OutputNames
 from vcfnet.errors import InputError
 from vcfnet.geometry import Box, validate_box
-from vcfnet.inference.inputs import as_gray_image, label_from_folder, read_crop_files
+from vcfnet.inference.inputs import as_gray_image, label_from_folder, name_of, read_crop_files
 from vcfnet.inference.results import ImagePrediction, ModelInfo, box_predictions
 from vcfnet.preprocess import InputSpec, Preprocessing, make_cache_crop
 
@@ -66,9 +67,12 @@ class Predictor:
         *,
         labels: Sequence[str] | None = None,
         levels: Sequence[str] | None = None,
+        names: OutputNames | None = None,
     ) -> ImagePrediction:
-        """Predict every box (x1, y1, x2, y2 in pixels) on ``image`` (path or uint8 (H, W) array)."""
-        pixels, source, patient = as_gray_image(image)
+        """Predict every box (x1, y1, x2, y2 in pixels) on ``image`` (path or uint8 (H, W) array);
+        ``names`` pseudonymises the source and patient for outputs (see ``name_of``)."""
+        pixels, path, patient_id = as_gray_image(image)
+        source, patient = name_of(path, patient_id, names)
         if not len(boxes):
             raise InputError(f"{source}: no boxes given; pass --box x1,y1,x2,y2 or --xml FILE")
         probs = self.predict_crops(self.crops_for(pixels, boxes))
@@ -79,8 +83,11 @@ class Predictor:
             patient_id=patient,
         )
 
-    def predict_crop_files(self, paths: Sequence[Path | str]) -> list[ImagePrediction]:
-        """One prediction per pre-cut crop file; its label is its folder's class name, if any."""
+    def predict_crop_files(
+        self, paths: Sequence[Path | str], names: OutputNames | None = None
+    ) -> list[ImagePrediction]:
+        """One prediction per pre-cut crop file; its label is its folder's class name, if any;
+        ``names`` pseudonymises each file's name in the outputs."""
         results: list[ImagePrediction] = []
         for start in range(0, len(paths), self.batch_size):
             chunk = [Path(p) for p in paths[start : start + self.batch_size]]
@@ -88,5 +95,6 @@ class Predictor:
             for path, row in zip(chunk, probs, strict=True):
                 label = label_from_folder(path, self.class_names)
                 boxes = box_predictions(row[None], self.class_names, [None], [label])
-                results.append(ImagePrediction(source=str(path), boxes=boxes, model=self.info))
+                source = names.image(path) if names is not None else str(path)
+                results.append(ImagePrediction(source=source, boxes=boxes, model=self.info))
         return results
