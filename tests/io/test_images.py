@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from PIL import Image
 
 from tests.io.dicom_fixtures import marker_image, write_dicom
 from vcfnet.errors import InputError
-from vcfnet.io.images import find_images, read_radiograph
+from vcfnet.io.images import find_images, read_radiograph, read_radiograph_info
 
 
 def _marker8(h: int = 64, w: int = 48) -> np.ndarray:
@@ -64,3 +65,41 @@ def test_unreadable_png(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="not found"):
         read_radiograph(tmp_path / "nope.png")
+
+
+def _bomb_png(path: Path, width: int, height: int) -> Path:
+    """A tiny PNG whose header claims ``width`` x ``height`` (an IDAT of one empty row)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    raw = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0"))
+    path.write_bytes(raw + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_decompression_bomb_is_a_one_line_error(tmp_path):
+    bomb = _bomb_png(tmp_path / "bomb.png", 60000, 60000)
+    assert bomb.stat().st_size < 200
+    for read in (read_radiograph, read_radiograph_info):
+        with pytest.raises(InputError, match=r"claims .*more pixels than"):
+            read(bomb)
+
+
+def test_a_dicom_header_claiming_too_many_pixels_is_refused(tmp_path):
+    from vcfnet.io.radiograph import MAX_PIXELS
+
+    path = write_dicom(tmp_path / "big.dcm", marker_image(16, 16))
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    ds.Rows = ds.Columns = 65535  # with its 16x16 pixel data: a lying header
+    ds.save_as(path)
+    assert MAX_PIXELS < 65535 * 65535
+    with pytest.raises(InputError, match="65535x65535 pixels"):
+        read_radiograph(path)

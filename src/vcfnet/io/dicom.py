@@ -20,7 +20,13 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing
 
 from vcfnet.errors import InputError
-from vcfnet.io.radiograph import PatientInfo, Radiograph, RadiographInfo, scale_to_uint8
+from vcfnet.io.radiograph import (
+    PatientInfo,
+    Radiograph,
+    RadiographInfo,
+    check_pixel_count,
+    scale_to_uint8,
+)
 from vcfnet.preprocess import to_gray_uint8
 
 log = logging.getLogger(__name__)
@@ -42,11 +48,19 @@ def read_dicom_info(path: Path | str) -> RadiographInfo:
     """Shape, spacing and patient from the DICOM header (pixel data not read)."""
     path = Path(path)
     ds = _dcmread(path, stop_before_pixels=True)
+    shape = _checked_shape(path, ds)
+    return RadiographInfo(path, shape, pixel_spacing_mm(ds), patient_info(ds))
+
+
+def _checked_shape(path: Path, ds: Dataset) -> tuple[int, int]:
+    """(Rows, Columns) from the header; InputError if missing or past ``MAX_PIXELS``."""
     try:
         shape = (int(ds.Rows), int(ds.Columns))
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
     except (AttributeError, TypeError, ValueError) as exc:
         raise InputError(f"{path}: DICOM header lacks Rows/Columns; re-export the image") from exc
-    return RadiographInfo(path, shape, pixel_spacing_mm(ds), patient_info(ds))
+    check_pixel_count(path, *shape, frames)
+    return shape
 
 
 def read_dicom(path: Path | str) -> Radiograph:
@@ -58,6 +72,7 @@ def read_dicom(path: Path | str) -> Radiograph:
             f"{path}: DICOM file has no pixel data (truncated, or not an image such as a report); "
             "re-export the image from PACS or remove it"
         )
+    _checked_shape(path, ds)
     try:
         pixels = display_pixels(ds)
     except InputError as exc:

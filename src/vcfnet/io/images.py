@@ -18,7 +18,13 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vcfnet.errors import InputError
-from vcfnet.io.radiograph import Radiograph, RadiographInfo, scale_to_uint8
+from vcfnet.io.radiograph import (
+    MAX_PIXELS,
+    Radiograph,
+    RadiographInfo,
+    check_pixel_count,
+    scale_to_uint8,
+)
 from vcfnet.preprocess import to_gray_uint8
 
 log = logging.getLogger(__name__)
@@ -64,13 +70,24 @@ def pil_to_gray_uint8(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(to_gray_uint8(np.asarray(img)))
 
 
+def _bomb_error(path: Path, exc: Exception) -> InputError:
+    """Pillow's own decompression-bomb guard fired while opening (before ours could read size)."""
+    return InputError(
+        f"{path}: the header claims more pixels than the {MAX_PIXELS:,} vcfnet decodes ({exc}); "
+        "a radiograph is far smaller: re-export it or remove it"
+    )
+
+
 def read_raster(path: Path | str) -> Radiograph:
     """PNG (8/16-bit; gray, RGB, RGBA), JPEG, TIFF or BMP -> Radiograph (no patient data)."""
     path = Path(path)
     try:
         with Image.open(path) as img:
+            check_pixel_count(path, img.height, img.width, getattr(img, "n_frames", 1))
             img = ImageOps.exif_transpose(img)
             pixels = pil_to_gray_uint8(img)
+    except Image.DecompressionBombError as exc:  # Pillow's own guard, past ours
+        raise _bomb_error(path, exc) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(
             f"{path}: cannot read image ({exc}); re-export it as PNG or DICOM, or remove it"
@@ -117,8 +134,11 @@ def read_radiograph_info(path: Path | str) -> RadiographInfo:
     try:
         with Image.open(path) as img:
             width, height = img.size
+            check_pixel_count(path, height, width, getattr(img, "n_frames", 1))
             if img.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # rotated by 90 degrees
                 width, height = height, width
+    except Image.DecompressionBombError as exc:
+        raise _bomb_error(path, exc) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return read_radiograph(path).info
     return RadiographInfo(source=path, shape=(height, width))

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vcfnet.errors import InputError
+
 
 @dataclass(frozen=True)
 class PatientInfo:
@@ -55,3 +57,22 @@ def scale_to_uint8(arr: np.ndarray, lo: float | None = None, hi: float | None = 
         return np.zeros(arr.shape, dtype=np.uint8)
     out = (arr - lo) * (255.0 / (hi - lo))
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+#: the most pixels vcfnet decodes in one radiograph (a 43 x 43 cm detector at 0.05 mm has 74 M);
+#: a header claiming more is refused before any decoding (decompression bombs)
+MAX_PIXELS = 80_000_000
+
+
+def check_pixel_count(path: Path, height: int, width: int, frames: int = 1) -> None:
+    """InputError when a header claims more than ``MAX_PIXELS`` pixels (or none)."""
+    if height < 1 or width < 1:
+        raise InputError(
+            f"{path}: the header says the image is {width}x{height} pixels; re-export it"
+        )
+    if height * width * max(frames, 1) > MAX_PIXELS:
+        raise InputError(
+            f"{path}: the header claims {width}x{height} pixels (x{max(frames, 1)} frames), more "
+            f"pixels than the {MAX_PIXELS:,} vcfnet decodes; a radiograph is far smaller: "
+            "re-export it or remove it"
+        )
