@@ -17,7 +17,7 @@ from vcfnet.cli import main
 from vcfnet.data.manifest import MANIFEST_COLUMNS, read_manifest
 from vcfnet.data.prepare import PrepareConfig, prepare_dataset
 from vcfnet.data.sources import parse_author_name
-from vcfnet.errors import InputError
+from vcfnet.errors import ConfigError, InputError
 from vcfnet.io.voc import write_voc
 
 H, W = 256, 200
@@ -424,3 +424,43 @@ def test_split_keeps_all_radiographs_of_a_patient_together(tmp_path):
     assert not (members["train"] & members["val"] or members["train"] & members["test"])
     assert not members["val"] & members["test"]
     assert sum(map(len, members.values())) == len(expected)
+
+
+def test_prepare_never_deletes_or_overwrites_a_users_files(tmp_path):
+    images, xml = make_cohort(tmp_path, n_patients=3)
+    # a folder of the user's own that is not a vcfnet dataset: refused, untouched
+    mine = tmp_path / "mine"
+    (mine / "crops").mkdir(parents=True)
+    (mine / "crops" / "holiday.png").write_bytes(b"precious")
+    (mine / "manifest.csv").write_text("my,own,table\n")
+    cfg = PrepareConfig(images=images, annotations=xml, out=mine)
+    with pytest.raises(ConfigError, match="not a vcfnet dataset"):
+        prepare_dataset(cfg)
+    assert (mine / "crops" / "holiday.png").read_bytes() == b"precious"
+    assert (mine / "manifest.csv").read_text() == "my,own,table\n"
+    # inside a real dataset, only crops of the previous manifest are ever removed
+    out = tmp_path / "ds"
+    prepare_dataset(PrepareConfig(images=images, annotations=xml, out=out))
+    (out / "crops" / "note.png").write_bytes(b"mine too")
+    (out / "crops" / ".crop-x.png.abc123.tmp").write_bytes(b"left by a killed run")
+    again = prepare_dataset(PrepareConfig(images=images, annotations=xml, out=out, margin=0.2))
+    assert again.info["crops_written"] == 6
+    assert (out / "crops" / "note.png").read_bytes() == b"mine too"
+    assert sorted(p.name for p in (out / "crops").iterdir() if p.name != "note.png") == sorted(
+        Path(p).name for p in again.manifest["crop_path"]
+    )  # the old crops and the stale temporary file are gone
+
+
+def test_output_paths_are_checked_before_any_work(tmp_path):
+    images, xml = make_cohort(tmp_path, n_patients=2)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        prepare_dataset(PrepareConfig(images=images, annotations=xml, out=a_file))
+    out = tmp_path / "ds"
+    cfg = PrepareConfig(
+        images=images, annotations=xml, out=out, skip_invalid=True, rejects=tmp_path
+    )
+    with pytest.raises(ConfigError, match=r"--rejects .* is a folder"):
+        prepare_dataset(cfg)
+    assert not out.exists()  # nothing was cropped

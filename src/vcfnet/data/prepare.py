@@ -23,8 +23,11 @@ from vcfnet.data.assemble import assign_splits, build_rows, count_table
 from vcfnet.data.config import CROPS_DIR, REJECT_COLUMNS, PrepareConfig
 from vcfnet.data.jobs import resolve_workers, run_jobs
 from vcfnet.data.manifest import (
+    DATASET_INFO_NAME,
     MANIFEST_COLUMNS,
+    MANIFEST_NAME,
     SPLITS,
+    read_manifest,
     write_dataset_info,
     write_manifest,
 )
@@ -37,7 +40,7 @@ from vcfnet.data.sources import (
 )
 from vcfnet.data.split import parse_split
 from vcfnet.errors import ConfigError, InputError
-from vcfnet.io.atomic import atomic_path
+from vcfnet.io.atomic import atomic_path, remove_stale_temps
 from vcfnet.preprocess import CropSpec
 
 log = logging.getLogger(__name__)
@@ -56,13 +59,35 @@ class PrepareResult:
     info: dict
 
 
-def _remove_orphan_crops(dataset_dir: Path, keep: set[str]) -> int:
+def _remove_orphan_crops(dataset_dir: Path, previous: set[str], keep: set[str]) -> int:
+    """Delete the crops the previous manifest listed that the new one does not; nothing else."""
     removed = 0
-    for path in (dataset_dir / CROPS_DIR).glob("*.png"):
-        if f"{CROPS_DIR}/{path.name}" not in keep:
-            path.unlink(missing_ok=True)
+    for rel in sorted(previous - keep):
+        path = dataset_dir / rel
+        if path.parent == dataset_dir / CROPS_DIR and path.is_file():
+            path.unlink()
             removed += 1
     return removed
+
+
+def check_output_paths(dataset_dir: Path, rejects: Path | None) -> set[str]:
+    """Refuse, before any work, an --out that is a file or a non-empty folder that is not a vcfnet
+    dataset, and a --rejects that is a folder. Returns the crop paths of the previous manifest."""
+    if dataset_dir.exists() and not dataset_dir.is_dir():
+        raise ConfigError(f"--out {dataset_dir} is a file; give a folder for the dataset")
+    if rejects is not None and rejects.is_dir():
+        raise ConfigError(f"--rejects {rejects} is a folder; give a file name, e.g. rejects.csv")
+    if not dataset_dir.is_dir() or not any(dataset_dir.iterdir()):
+        return set()
+    if (
+        not (dataset_dir / DATASET_INFO_NAME).is_file()
+        or not (dataset_dir / MANIFEST_NAME).is_file()
+    ):
+        raise ConfigError(
+            f"--out {dataset_dir} is a non-empty folder that is not a vcfnet dataset (no "
+            f"{DATASET_INFO_NAME} and {MANIFEST_NAME}); choose a new or empty folder"
+        )
+    return set(read_manifest(dataset_dir, check_files=False)["crop_path"])
 
 
 #: options of PrepareConfig that name inputs (or the key) and so stay out of dataset.json
@@ -90,6 +115,7 @@ def prepare_dataset(cfg: PrepareConfig) -> PrepareResult:
         raise ConfigError("--margin must be in [0, 2] and --cache-size at least 8 pixels")
     train_fraction = parse_split(cfg.split)
     dataset_dir = Path(cfg.out)
+    previous_crops = check_output_paths(dataset_dir, Path(cfg.rejects) if cfg.rejects else None)
     key = resolve_id_key(cfg.id_key)
     label_map = load_label_map(cfg.label_map)
     patients = read_patients_csv(cfg.patients)
@@ -98,6 +124,9 @@ def prepare_dataset(cfg: PrepareConfig) -> PrepareResult:
     collect = collect_box_jobs if by_boxes else collect_imagefolder_jobs
     jobs, problems = collect(cfg, key, label_map, patients)
     (dataset_dir / CROPS_DIR).mkdir(parents=True, exist_ok=True)
+    stale = remove_stale_temps(dataset_dir) + remove_stale_temps(dataset_dir / CROPS_DIR)
+    if stale:
+        log.info("removed %d temporary file(s) a killed run had left", stale)
     outcomes = list(run_jobs(jobs, dataset_dir, spec, resolve_workers(cfg.workers)))
     problems += [p for o in outcomes for p in o.problems]
     if problems and not cfg.skip_invalid:
@@ -152,7 +181,7 @@ def prepare_dataset(cfg: PrepareConfig) -> PrepareResult:
     }
     manifest_path = write_manifest(manifest, dataset_dir)
     info_path = write_dataset_info(info, dataset_dir)
-    removed = _remove_orphan_crops(dataset_dir, set(manifest["crop_path"]))
+    removed = _remove_orphan_crops(dataset_dir, previous_crops, set(manifest["crop_path"]))
     if removed:
         log.info("removed %d crop(s) no longer in the manifest", removed)
     return PrepareResult(

@@ -37,3 +37,14 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
 def atomic_write_text(path: Path | str, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def remove_stale_temps(folder: Path | str) -> int:
+    """Delete the temporary files ``atomic_path`` leaves in ``folder`` when a run is killed
+    (``.<name>.<random>.tmp``); returns how many. Call it only where no other run writes."""
+    removed = 0
+    for tmp in Path(folder).glob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
