@@ -4,8 +4,6 @@ export`` (ONNX, fp32 or int8)."""
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
 import sys
@@ -15,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import pandas as pd
 from tqdm import tqdm
 
 from vcfnet.config import add_config_arguments, resolve_config, save_command_config
@@ -34,6 +33,7 @@ from vcfnet.inference.loading import load_model
 from vcfnet.inference.predictor import Predictor
 from vcfnet.inference.results import ImagePrediction
 from vcfnet.io.atomic import atomic_write_text
+from vcfnet.io.tables import neutralise_formulas
 
 log = logging.getLogger(__name__)
 
@@ -224,13 +224,8 @@ def format_results(
     """JSON (a list with one object per image) or CSV text."""
     if fmt == "json":
         return json.dumps([r.to_dict() for r in results], indent=2) + "\n"
-    rows = prediction_rows(results, class_names, site)
-    buffer = io.StringIO()
-    fieldnames = list(rows[0]) if rows else ["case_id"]
-    writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
+    rows = pd.DataFrame(prediction_rows(results, class_names, site))
+    return neutralise_formulas(rows).to_csv(index=False, lineterminator="\n")
 
 
 def run_predict(args: argparse.Namespace) -> int:

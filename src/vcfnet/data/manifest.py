@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from vcfnet.errors import InputError
-from vcfnet.io.atomic import atomic_path, atomic_write_text
+from vcfnet.io.atomic import atomic_write_text
+from vcfnet.io.tables import write_csv
 from vcfnet.preprocess import CropSpec
 
 MANIFEST_NAME = "manifest.csv"
@@ -73,8 +74,7 @@ def write_manifest(df: pd.DataFrame, dataset_dir: Path | str) -> Path:
     dataset_dir = Path(dataset_dir)
     cols = list(MANIFEST_COLUMNS) + [c for c in df.columns if c not in MANIFEST_COLUMNS]
     path = dataset_dir / MANIFEST_NAME
-    with atomic_path(path) as tmp:
-        df.loc[:, cols].to_csv(tmp, index=False)
+    write_csv(df.loc[:, cols], path)
     return path
 
 

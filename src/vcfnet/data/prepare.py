@@ -40,7 +40,8 @@ from vcfnet.data.sources import (
 )
 from vcfnet.data.split import parse_split
 from vcfnet.errors import ConfigError, InputError
-from vcfnet.io.atomic import atomic_path, remove_stale_temps
+from vcfnet.io.atomic import remove_stale_temps
+from vcfnet.io.tables import write_csv
 from vcfnet.preprocess import CropSpec
 
 log = logging.getLogger(__name__)
@@ -159,8 +160,7 @@ def prepare_dataset(cfg: PrepareConfig) -> PrepareResult:
     rejects_path = None
     if cfg.skip_invalid:
         rejects_path = Path(cfg.rejects) if cfg.rejects else default_rejects_path(dataset_dir)
-        with atomic_path(rejects_path) as tmp:
-            rejects.to_csv(tmp, index=False)
+        write_csv(rejects, rejects_path)
         if len(rejects):
             log.warning("%d input problem(s) skipped; listed in %s", len(rejects), rejects_path)
 

@@ -16,7 +16,8 @@ from vcfnet.evaluation.predictions import (
     read_predictions,
     validate_predictions,
 )
-from vcfnet.io.atomic import atomic_path, atomic_write_text
+from vcfnet.io.atomic import atomic_write_text
+from vcfnet.io.tables import write_csv
 from vcfnet.labels import CLASS_NAMES
 from vcfnet.report import json_safe
 from vcfnet.report.html import Report
@@ -111,8 +112,7 @@ def write_comparison(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, table in (("compare_auc.csv", auc), ("compare_mcnemar.csv", mc)):
-        with atomic_path(out_dir / name) as tmp:
-            table.to_csv(tmp, index=False)
+        write_csv(table, out_dir / name)
     info = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "vcfnet_version": __version__,

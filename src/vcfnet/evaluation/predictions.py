@@ -16,7 +16,7 @@ import pandas as pd
 
 from vcfnet.errors import InputError
 from vcfnet.inference.results import ImagePrediction
-from vcfnet.io.atomic import atomic_path
+from vcfnet.io.tables import write_csv
 from vcfnet.labels import CLASS_NAMES
 
 log = logging.getLogger(__name__)
@@ -118,8 +118,7 @@ def write_predictions(df: pd.DataFrame, path: Path | str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     cols = [c for c in PREDICTION_COLUMNS if c in df.columns]
     cols += [c for c in df.columns if c not in cols]
-    with atomic_path(path) as tmp:
-        df.loc[:, cols].to_csv(tmp, index=False)
+    write_csv(df.loc[:, cols], path)
     return path
 
 

@@ -16,7 +16,8 @@ import pandas as pd
 
 from vcfnet import __version__
 from vcfnet.evaluation.predictions import PROB_COLUMNS, label_indices, validate_predictions
-from vcfnet.io.atomic import atomic_path, atomic_write_text
+from vcfnet.io.atomic import atomic_write_text
+from vcfnet.io.tables import write_csv
 from vcfnet.labels import CLASS_NAMES
 from vcfnet.report import json_safe
 from vcfnet.report.figures import (
@@ -294,8 +295,7 @@ def write_metrics_report(
     ]
     metrics = pd.concat([r.table for r in results], ignore_index=True)
     metrics = metrics.loc[:, ["site", *TABLE_COLUMNS]]
-    with atomic_path(out_dir / "metrics.csv") as tmp:
-        metrics.to_csv(tmp, index=False)
+    write_csv(metrics, out_dir / "metrics.csv")
     options = {"ci": ci, "n_boot": n_boot, "level": level, "seed": seed}
     prov = _provenance(df, sites, {**options, **(provenance or {})})
     report = Report(title)

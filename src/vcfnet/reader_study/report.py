@@ -13,7 +13,8 @@ import pandas as pd
 from sklearn.metrics import roc_curve
 
 from vcfnet.errors import ConfigError
-from vcfnet.io.atomic import atomic_path, atomic_write_text
+from vcfnet.io.atomic import atomic_write_text
+from vcfnet.io.tables import write_csv
 from vcfnet.labels import CLASS_NAMES
 from vcfnet.reader_study.analysis import (
     ReaderStudyResult,
@@ -214,8 +215,7 @@ def run_reader_study(
     result = ReaderStudyResult(table, comparisons, mrmc, simulated)
 
     for name, df in (("readers.csv", table), ("comparisons.csv", comparisons)):
-        with atomic_path(out_dir / name) as tmp:
-            df.assign(simulated=simulated).to_csv(tmp, index=False)
+        write_csv(df.assign(simulated=simulated), out_dir / name)
         result.files.append(out_dir / name)
     atomic_write_text(out_dir / "mrmc.json", json.dumps(json_safe(mrmc), indent=2) + "\n")
     result.files.append(out_dir / "mrmc.json")

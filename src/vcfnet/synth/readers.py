@@ -14,7 +14,8 @@ import pandas as pd
 
 from vcfnet.errors import ConfigError, InputError
 from vcfnet.evaluation.predictions import PROB_COLUMNS
-from vcfnet.io.atomic import atomic_path, atomic_write_text
+from vcfnet.io.atomic import atomic_write_text
+from vcfnet.io.tables import write_csv
 from vcfnet.labels import CLASS_NAMES
 from vcfnet.reader_study.reads import READS_COLUMNS, SIMULATED_NOTE, load_truth, simulated_note_path
 
@@ -134,8 +135,7 @@ def write_simulated_reads(
     """Simulate reads (see :func:`synth_reads_frame`), write ``out_csv`` and, beside it, the
     ``simulated: true`` JSON note (``reads.csv`` -> ``reads.json``); returns the reads."""
     reads = synth_reads_frame(truth_df, seed=seed, fraction=fraction)
-    with atomic_path(out_csv) as tmp:
-        reads.to_csv(tmp, index=False)
+    write_csv(reads, out_csv)
     note = {
         "simulated": True,
         "note": SIMULATED_NOTE,

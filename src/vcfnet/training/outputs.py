@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from vcfnet.data.dataset import CropTensors
-from vcfnet.io.atomic import atomic_path, atomic_write_text
+from vcfnet.io.atomic import atomic_write_text
+from vcfnet.io.tables import write_csv
 from vcfnet.labels import CLASS_NAMES
 from vcfnet.models.artifact import load_checkpoint
 from vcfnet.training.config import METRIC_COLUMNS, TrainConfig, TrainResult
@@ -28,8 +29,7 @@ def weights_record(weights: str) -> str:
 def write_metrics(history: list[dict[str, float]], path: Path) -> None:
     """metrics.csv, one row per epoch, columns ``METRIC_COLUMNS`` (atomic rewrite)."""
     df = pd.DataFrame(history).reindex(columns=list(METRIC_COLUMNS))
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.6g")
+    write_csv(df, path, float_format="%.6g")
 
 
 def read_run(run_dir: Path | str) -> TrainResult:
