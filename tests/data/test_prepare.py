@@ -464,3 +464,28 @@ def test_output_paths_are_checked_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match=r"--rejects .* is a folder"):
         prepare_dataset(cfg)
     assert not out.exists()  # nothing was cropped
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("image,patient_id,site\nimg0.png,P1,Smith, John\n", "row 2 has 4 fields"),
+        ("image,patient_id\nimg0.png,P1\nimg0.png,P2\n", "row 3 lists image 'img0.png' again"),
+    ],
+)
+def test_patients_csv_is_parsed_strictly(tmp_path, text, message):
+    from vcfnet.data.sources import read_patients_csv
+
+    (tmp_path / "p.csv").write_text(text)
+    with pytest.raises(InputError, match=message):
+        read_patients_csv(tmp_path / "p.csv")
+
+
+def test_patients_csv_repeats_of_one_image_with_the_same_id_are_fine(tmp_path):
+    from vcfnet.data.sources import read_patients_csv
+
+    (tmp_path / "p.csv").write_text(
+        'image,patient_id,site\nimg0.png,P1,"Smith, John"\nIMG0.png,P1,x\n'
+    )
+    rows = read_patients_csv(tmp_path / "p.csv")
+    assert list(rows) == ["img0.png"] and rows["img0.png"]["patient_id"] == "P1"

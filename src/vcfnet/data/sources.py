@@ -3,6 +3,7 @@ ImageFolder of crops named as the authors' code names them; patient lists and la
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import re
@@ -10,7 +11,6 @@ from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 
-import pandas as pd
 import yaml
 
 from vcfnet.data.config import CROPS_DIR, PrepareConfig
@@ -42,22 +42,50 @@ def load_label_map(path: Path | None) -> dict[str, str]:
     return {str(k).strip().lower(): str(v).lower() for k, v in data.items()}
 
 
+def _patients_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a CSV, strictly: every row has as many fields as the header."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            table = [row for row in csv.reader(fh) if any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"--patients {path}: cannot read CSV ({exc})") from exc
+    if not table:
+        raise InputError(f"--patients {path}: the file is empty; expected image,patient_id,...")
+    header = [c.strip().lower() for c in table[0]]
+    for line, row in enumerate(table[1:], start=2):
+        if len(row) != len(header):
+            raise InputError(
+                f"--patients {path}: row {line} has {len(row)} fields, the header {len(header)}; "
+                "quote values that contain a comma"
+            )
+    return header, table[1:]
+
+
 def read_patients_csv(path: Path | None) -> dict[str, dict]:
-    """``--patients`` CSV rows keyed by their ``image`` value (lower-cased); {} if no path."""
+    """``--patients`` CSV rows keyed by their ``image`` value (lower-cased); {} if no path.
+
+    Strict: a row with a wrong number of fields, or an image listed twice with different patient
+    IDs, is an InputError naming the row."""
     if path is None:
         return {}
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"--patients {path}: cannot read CSV ({exc})") from exc
-    df.columns = [c.strip().lower() for c in df.columns]
-    missing = {"image", "patient_id"} - set(df.columns)
+    header, table = _patients_rows(Path(path))
+    missing = {"image", "patient_id"} - set(header)
     if missing:
         raise InputError(
             f"--patients {path}: missing column(s) {', '.join(sorted(missing))}; "
             "expected image,patient_id[,age,sex,site]"
         )
-    return {str(r["image"]).strip().replace("\\", "/").lower(): r for r in df.to_dict("records")}
+    rows: dict[str, dict] = {}
+    for line, values in enumerate(table, start=2):
+        row = dict(zip(header, (v.strip() for v in values), strict=True))
+        key = row["image"].replace("\\", "/").lower()
+        if key in rows and rows[key]["patient_id"] != row["patient_id"]:
+            raise InputError(
+                f"--patients {path}: row {line} lists image {row['image']!r} again with another "
+                "patient ID; keep one row per image"
+            )
+        rows[key] = row
+    return rows
 
 
 def lookup_patient(rows: Mapping[str, dict], key: str) -> dict | None:
