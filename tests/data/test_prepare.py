@@ -489,3 +489,16 @@ def test_patients_csv_repeats_of_one_image_with_the_same_id_are_fine(tmp_path):
     )
     rows = read_patients_csv(tmp_path / "p.csv")
     assert list(rows) == ["img0.png"] and rows["img0.png"]["patient_id"] == "P1"
+
+
+def test_duplicate_boxes(tmp_path, caplog):
+    images, xml = make_cohort(tmp_path, n_patients=1)
+    (name,) = [p.name for p in images.iterdir()]
+    (xml_file,) = list(xml.iterdir())
+    write_voc(xml_file, name, W, H, [("Acute-L1", BOX_A), ("Acute-L1", BOX_A), ("Chronic", BOX_B)])
+    out = tmp_path / "ds"
+    result = prepare_dataset(PrepareConfig(images=images, annotations=xml, out=out, split="none"))
+    assert len(result.manifest) == 2 and "repeats object 0" in caplog.text  # kept once
+    write_voc(xml_file, name, W, H, [("Acute-L1", BOX_A), ("Pathologic-L1", BOX_A)])
+    with pytest.raises(InputError, match="same box as object 0 but pathologic instead of acute"):
+        prepare_dataset(PrepareConfig(images=images, annotations=xml, out=out, split="none"))

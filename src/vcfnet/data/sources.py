@@ -157,6 +157,33 @@ def _match_annotations(
     return pairs, problems, unannotated
 
 
+def _duplicate_box(xml: Path, obj, label: str, labels_by_box: dict, problems: list) -> bool:
+    """True when ``obj`` repeats an earlier box of the same XML: a warning if it has the same
+    label, a problem if another (one vertebra cannot be two classes)."""
+    box = tuple(obj.box)
+    if box not in labels_by_box:
+        labels_by_box[box] = (label, obj.index)
+        return False
+    first_label, first_index = labels_by_box[box]
+    if first_label == label:
+        log.warning(
+            "%s: object %d repeats object %d (same box, same class); kept once",
+            xml,
+            obj.index,
+            first_index,
+        )
+    else:
+        problems.append(
+            Problem(
+                str(xml),
+                obj.index,
+                f"same box as object {first_index} but "
+                f"{label} instead of {first_label}; keep the right one in LabelImg",
+            )
+        )
+    return True
+
+
 def collect_box_jobs(
     cfg: PrepareConfig, key: bytes, label_map: Mapping[str, str], patients: Mapping[str, dict]
 ) -> tuple[list[ImageJob], list[Problem]]:
@@ -177,7 +204,7 @@ def collect_box_jobs(
         image_key = image.relative_to(images_dir).as_posix()
         site = _site_of(patients, image_key, cfg.site)
         stat = image.stat()
-        crops = []
+        crops, labels_by_box = [], {}
         for obj in ann.objects:
             try:
                 parsed = parse_object_name(obj.name, label_map, allow_normal=True)
@@ -186,6 +213,8 @@ def collect_box_jobs(
                 continue
             if parsed.label == "normal":
                 normal += 1
+                continue
+            if _duplicate_box(xml, obj, parsed.label, labels_by_box, problems):
                 continue
             detail = f"{obj.index}|{obj.box}|{cfg.margin}|{cfg.cache_size}"
             crops.append(
