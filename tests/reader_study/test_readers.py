@@ -240,3 +240,16 @@ def test_cli_reports_bad_reads_file(tmp_path, capsys):
         )
         == 2
     )
+
+
+def test_a_study_of_radiologists_alone_is_analysed(tmp_path):
+    """Readers without aided reads (the paper's Table 2 comparison with the model) are analysed;
+    the aided-vs-unaided parts are skipped with a note."""
+    preds = _predictions((6, 5, 4))
+    reads = synth_reads_frame(preds)
+    alone = reads[reads["mode"] == "unaided"]
+    result = run_reader_study(preds, alone, tmp_path, figures=True)
+    assert set(result.table["mode"]) == {"model", "unaided"}
+    assert "unaided reads only" in result.mrmc["skipped"]
+    assert set(result.comparisons["comparison"]) == {"model vs unaided"}  # model vs each reader
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "figure6_roc_readers.png").is_file()

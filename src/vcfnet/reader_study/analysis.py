@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from vcfnet.labels import CLASS_NAMES
-from vcfnet.reader_study.reads import MODEL_READER, MODES, Reads, Truth
+from vcfnet.reader_study.reads import MODEL_READER, Reads, Truth
 from vcfnet.stats.classification import classification_table
 from vcfnet.stats.mrmc import or_hillis
 from vcfnet.stats.proportions import mcnemar_test
@@ -41,7 +41,7 @@ def reader_table(truth: Truth, reads: Reads) -> pd.DataFrame:
         t = classification_table(y, truth.model_pred[reads.case_index], probs)
         blocks.append(t.assign(reader=MODEL_READER, reader_level="", mode="model"))
     for i, reader in enumerate(reads.readers):
-        for j, mode in enumerate(MODES):
+        for j, mode in enumerate(reads.modes):
             score = None if reads.score_kind == "categorical" else reads.scores[i, j]
             t = classification_table(y, reads.labels[i, j], score)
             blocks.append(t.assign(reader=reader, reader_level=reads.levels[i], mode=mode))
@@ -111,23 +111,24 @@ def reader_comparisons(truth: Truth, reads: Reads, level: float = 0.95) -> pd.Da
     categorical = reads.score_kind == "categorical"
     rows: list[dict[str, Any]] = []
     for i, reader in enumerate(reads.readers):
-        lab = {m: reads.labels[i, j] for j, m in enumerate(MODES)}
-        sc = {m: None if categorical else reads.scores[i, j] for j, m in enumerate(MODES)}
-        rows += _comparison_rows(
-            y,
-            "aided",
-            lab["aided"],
-            sc["aided"],
-            "unaided",
-            lab["unaided"],
-            sc["unaided"],
-            reader,
-            level,
-        )
+        lab = {m: reads.labels[i, j] for j, m in enumerate(reads.modes)}
+        sc = {m: None if categorical else reads.scores[i, j] for j, m in enumerate(reads.modes)}
+        if reads.paired:
+            rows += _comparison_rows(
+                y,
+                "aided",
+                lab["aided"],
+                sc["aided"],
+                "unaided",
+                lab["unaided"],
+                sc["unaided"],
+                reader,
+                level,
+            )
         if truth.model_pred is not None:
             mp = truth.model_pred[reads.case_index]
             ms = None if truth.model_probs is None else truth.model_probs[reads.case_index]
-            for mode in MODES:
+            for mode in reads.modes:
                 rows += _comparison_rows(
                     y, MODEL_READER, mp, ms, mode, lab[mode], sc[mode], reader, level
                 )
@@ -152,10 +153,16 @@ def mrmc_by_class(
         "score_kind": reads.score_kind,
         "classes": {},
     }
+    if not reads.paired:
+        out["skipped"] = (
+            f"the study has {', '.join(reads.modes)} reads only: readers are compared with the "
+            "model, and aided vs unaided (MRMC) needs both modes"
+        )
+        return out
     if len(reads.readers) < 2:
         out["skipped"] = "MRMC needs at least 2 readers"
         return out
-    aided, unaided = MODES.index("aided"), MODES.index("unaided")
+    aided, unaided = reads.mode_index("aided"), reads.mode_index("unaided")
     for k, cls in enumerate(CLASS_NAMES):
         yk = (y == k).astype(int)
         if yk.all() or not yk.any():

@@ -109,9 +109,18 @@ class Reads:
     readers: tuple[str, ...]
     levels: tuple[str, ...]  # per reader ('' if not given)
     case_index: np.ndarray  # (n_cases,) indices into the truth arrays
-    labels: np.ndarray  # (r, 2, n) class index, modes in MODES order
-    scores: np.ndarray  # (r, 2, n, 3) per-class scores (higher = more likely that class)
+    labels: np.ndarray  # (r, m, n) class index, modes in ``modes`` order
+    scores: np.ndarray  # (r, m, n, 3) per-class scores (higher = more likely that class)
     score_kind: str  # "probability" | "rating" | "categorical"
+    modes: tuple[str, ...] = MODES  # the modes read, in MODES order (every reader reads them all)
+
+    @property
+    def paired(self) -> bool:
+        """Whether the study has both unaided and aided reads (so aided vs unaided is tested)."""
+        return set(self.modes) == set(MODES)
+
+    def mode_index(self, mode: str) -> int:
+        return self.modes.index(mode)
 
 
 def _read_scores(df: pd.DataFrame, labels: np.ndarray) -> tuple[np.ndarray, str]:
@@ -175,23 +184,29 @@ def load_reads(df: pd.DataFrame, truth: Truth) -> Reads:
             absent = sorted(set(study_cases) - set(group["case_id"]))
             raise InputError(
                 f"reader {reader!r} ({mode}) lacks {len(absent)} of the {len(study_cases)} study "
-                f"cases (first: {absent[0]!r}); every reader must read every case in both modes"
+                f"cases (first: {absent[0]!r}); every reader must read every case in each mode"
             )
+    modes = tuple(m for m in MODES if m in set(df["mode"]))
+    if "unaided" not in modes:
+        raise InputError(
+            "the reads file has only aided reads; a reader study needs the readers' unaided "
+            "reads (alone, or followed by aided ones)"
+        )
     for reader in readers:
-        modes = set(df.loc[df["reader"] == reader, "mode"])
-        if modes != set(MODES):
+        own = set(df.loc[df["reader"] == reader, "mode"])
+        if own != set(modes):
             raise InputError(
-                f"reader {reader!r} has only {', '.join(sorted(modes))} reads; "
-                "each reader needs both unaided and aided reads"
+                f"reader {reader!r} has only {', '.join(sorted(own))} reads while others have "
+                f"{', '.join(modes)}; every reader reads every case in the same modes"
             )
 
     pos = {cid: j for j, cid in enumerate(study_cases)}
     r_idx = df["reader"].map({r: i for i, r in enumerate(readers)}).to_numpy()
-    m_idx = df["mode"].map({m: i for i, m in enumerate(MODES)}).to_numpy()
+    m_idx = df["mode"].map({m: i for i, m in enumerate(modes)}).to_numpy()
     c_idx = df["case_id"].map(pos).to_numpy()
     n = len(study_cases)
-    label_cube = np.zeros((len(readers), len(MODES), n), dtype=int)
-    score_cube = np.zeros((len(readers), len(MODES), n, len(CLASS_NAMES)))
+    label_cube = np.zeros((len(readers), len(modes), n), dtype=int)
+    score_cube = np.zeros((len(readers), len(modes), n, len(CLASS_NAMES)))
     label_cube[r_idx, m_idx, c_idx] = labels
     score_cube[r_idx, m_idx, c_idx] = scores
     levels = tuple(
@@ -200,7 +215,7 @@ def load_reads(df: pd.DataFrame, truth: Truth) -> Reads:
     )
     levels = tuple("" if lv == "nan" else lv for lv in levels)
     case_index = np.array([known[c] for c in study_cases])
-    return Reads(readers, levels, case_index, label_cube, score_cube, kind)
+    return Reads(readers, levels, case_index, label_cube, score_cube, kind, modes)
 
 
 def simulated_note_path(reads_csv: Path | str) -> Path:

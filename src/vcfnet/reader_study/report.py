@@ -24,7 +24,6 @@ from vcfnet.reader_study.analysis import (
 )
 from vcfnet.reader_study.reads import (
     MODEL_READER,
-    MODES,
     SIMULATED_NOTE,
     Reads,
     Truth,
@@ -83,16 +82,21 @@ def plot_figure6(truth: Truth, reads: Reads, table: pd.DataFrame, stem: Path) ->
                     1 - rows.loc[(reader, mode, cls), "specificity"],
                     rows.loc[(reader, mode, cls), "sensitivity"],
                 )
-                for mode in MODES
+                for mode in reads.modes
             }
-            ax.plot(*pts["unaided"], "^", color=color, ms=8, mec="black", label=f"{reader}")
-            ax.plot(*pts["aided"], "*", color=color, ms=13, mec="black", label=f"{reader} + model")
-            ax.annotate(
-                "",
-                xy=pts["aided"],
-                xytext=pts["unaided"],
-                arrowprops={"arrowstyle": "->", "color": color, "lw": 1.3},
-            )
+            if "unaided" in pts:
+                ax.plot(*pts["unaided"], "^", color=color, ms=8, mec="black", label=f"{reader}")
+            if "aided" in pts:
+                ax.plot(
+                    *pts["aided"], "*", color=color, ms=13, mec="black", label=f"{reader} + model"
+                )
+            if reads.paired:
+                ax.annotate(
+                    "",
+                    xy=pts["aided"],
+                    xytext=pts["unaided"],
+                    arrowprops={"arrowstyle": "->", "color": color, "lw": 1.3},
+                )
         ax.set(
             xlim=(-0.01, 1.01),
             ylim=(-0.01, 1.01),
