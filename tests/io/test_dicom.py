@@ -133,3 +133,21 @@ def test_dicom_without_pixels_is_input_error(tmp_path):
     ds.save_as(path)
     with pytest.raises(InputError, match="no pixel data"):
         read_radiograph(path)
+
+
+def test_corrupt_compressed_dicom_is_one_quiet_line(tmp_path, caplog):
+    """A damaged JPEG 2000 stream: no decoder tracebacks logged, one line naming the file."""
+    import logging
+
+    from pydicom.uid import JPEG2000Lossless
+
+    path = write_dicom(tmp_path / "c.dcm", marker_image(64, 64), transfer_syntax=JPEG2000Lossless)
+    data = bytearray(path.read_bytes())
+    data[-300:-250] = b"\xff" * 50
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.DEBUG), pytest.raises(InputError) as err:
+        read_radiograph(path)
+    assert len(str(err.value).splitlines()) == 1 and str(path) in str(err.value)
+    noisy = [r for r in caplog.records if r.name.startswith("pydicom") and r.exc_info]
+    assert not noisy, f"{len(noisy)} decoder traceback(s) logged"
+    assert logging.getLogger("pydicom").level != logging.CRITICAL  # restored

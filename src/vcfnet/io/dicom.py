@@ -7,6 +7,7 @@ Intercept or a Modality LUT Sequence) -> VOI LUT (a VOI LUT Sequence, else the f
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import re
@@ -74,17 +75,33 @@ def read_dicom(path: Path | str) -> Radiograph:
         )
     _checked_shape(path, ds)
     try:
-        pixels = display_pixels(ds)
+        with _quiet_decoders():
+            pixels = display_pixels(ds)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from exc
     except Exception as exc:  # decoders (pylibjpeg, RLE, numpy reshape) raise many types
+        reason = (str(exc).strip().splitlines() or [""])[0].rstrip(":")
         raise InputError(
-            f"{path}: cannot decode DICOM pixel data ({type(exc).__name__}: {exc}); the file is "
-            "corrupt or truncated, or its transfer syntax is unsupported; re-export it uncompressed"
+            f"{path}: cannot decode DICOM pixel data ({type(exc).__name__}: {reason}); the file "
+            "is corrupt or truncated, or its transfer syntax is unsupported; re-export it "
+            "uncompressed"
         ) from exc
     return Radiograph(
         pixels=pixels, source=path, pixel_spacing_mm=pixel_spacing_mm(ds), patient=patient_info(ds)
     )
+
+
+@contextlib.contextmanager
+def _quiet_decoders():
+    """pydicom logs each failing decoder plugin with its traceback before raising; vcfnet reports
+    the failure itself in one line, so those records are held back while pixels decode."""
+    logger = logging.getLogger("pydicom")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def display_pixels(ds: Dataset) -> np.ndarray:
