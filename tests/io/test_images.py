@@ -103,3 +103,15 @@ def test_a_dicom_header_claiming_too_many_pixels_is_refused(tmp_path):
     assert MAX_PIXELS < 65535 * 65535
     with pytest.raises(InputError, match="65535x65535 pixels"):
         read_radiograph(path)
+
+
+def test_links_to_files_outside_the_folder_are_named(tmp_path, caplog):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(outside / "x.png")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "inside.png")
+    (folder / "link.png").symlink_to(outside / "x.png")
+    assert [p.name for p in find_images(folder)] == ["inside.png", "link.png"]
+    assert "1 file(s)" in caplog.text and "link.png" in caplog.text

@@ -156,4 +156,18 @@ def find_images(folder: Path | str) -> list[Path]:
             suffix not in {".xml", ".csv", ".txt", ".json"} and has_dicom_magic(p)
         ):
             found.append(p)
+    _warn_links_outside(folder, found)
     return found
+
+
+def _warn_links_outside(folder: Path, files: list[Path]) -> None:
+    """Warn about files that are links to somewhere outside ``folder`` (they are read as well)."""
+    root = folder.resolve()
+    outside = [p for p in files if p.is_symlink() and not p.resolve().is_relative_to(root)]
+    if outside:
+        log.warning(
+            "%d file(s) in %s are links to files outside it and are read as well (first: %s)",
+            len(outside),
+            folder,
+            outside[0].name,
+        )
