@@ -502,3 +502,15 @@ def test_duplicate_boxes(tmp_path, caplog):
     write_voc(xml_file, name, W, H, [("Acute-L1", BOX_A), ("Pathologic-L1", BOX_A)])
     with pytest.raises(InputError, match="same box as object 0 but pathologic instead of acute"):
         prepare_dataset(PrepareConfig(images=images, annotations=xml, out=out, split="none"))
+
+
+def test_xml_size_unlike_the_image_is_a_warning(tmp_path, caplog):
+    images, xml = make_cohort(tmp_path, n_patients=1)
+    (name,) = [p.name for p in images.iterdir()]
+    (xml_file,) = list(xml.iterdir())
+    write_voc(xml_file, name, 2 * W, 2 * H, [("Acute-L1", BOX_A)])  # boxed on a larger copy
+    cfg = PrepareConfig(
+        images=images, annotations=xml, out=tmp_path / "ds", split="none", workers=1
+    )
+    prepare_dataset(cfg)
+    assert f"XML says {2 * W}x{2 * H} but the image is {W}x{H}" in caplog.text

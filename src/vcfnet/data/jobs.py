@@ -63,6 +63,7 @@ class ImageJob:
     key: str  # path relative to the input folder (posix)
     site: str
     crops: tuple[CropJob, ...]
+    declared_size: tuple[int, int] | None = None  # (W, H) from the XML's <size>, if any
 
 
 @dataclass
@@ -95,6 +96,14 @@ def process_image(job: ImageJob, dataset_dir: Path, spec: CropSpec) -> ImageOutc
         )
         return outcome
     height, width = outcome.info.shape
+    if job.declared_size and job.declared_size != (width, height):
+        log.warning(
+            "%s: the XML says %dx%d but the image is %dx%d; was the image resized after boxing?",
+            job.crops[0].annotation or job.path,
+            *job.declared_size,
+            width,
+            height,
+        )
     for crop in job.crops:
         box = crop.box if crop.box is not None else (0.0, 0.0, float(width), float(height))
         try:

@@ -228,7 +228,8 @@ def collect_box_jobs(
                 )
             )
         if crops:
-            jobs.append(ImageJob(image, image_key, site, tuple(crops)))
+            size = (ann.width, ann.height) if ann.width and ann.height else None
+            jobs.append(ImageJob(image, image_key, site, tuple(crops), size))
     if normal:
         log.info("%d box(es) of normal vertebrae left out (the classes are fracture types)", normal)
     return jobs, problems
