@@ -204,8 +204,9 @@ def run(args: argparse.Namespace) -> dict:
     """Reference (authors' notebook: fp32 eager, PIL + torchvision per image) vs vcfnet (bf16 +
     channels_last via ``vcfnet.device``; onnxruntime fp32 and int8, the int8 model calibrated on
     the first 64 crops and compared with fp32 PyTorch) on the same crops read from PNG files:
-    images/s in batches, batch-1 images/s, single-crop latency p50/p95, model load time, and the
-    int8 session alone on a ready batch (no decoding or resizing: the most that path can give)."""
+    images/s in batches, batch-1 images/s, single-crop latency p50/p95, model load time, and each
+    vcfnet model alone on a ready batch (no decoding or resizing: the most that path can give);
+    then each path's fraction of its own kernels' peak and the targets (``_arithmetic_ceiling``)."""
 
     n, batch_size = int(args.n), int(args.batch_size)
     latency_n = min(int(args.latency_n), n)
