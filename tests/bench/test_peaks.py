@@ -1,8 +1,16 @@
+import json
+import math
+
 import pytest
 from torchvision.models import ResNet18_Weights
 
-from vcfnet.bench.peaks import model_gflop, peak_gflop_s
+from vcfnet.bench.peaks import model_gflop, onnx_peak_gop_s, peak_gflop_s
+from vcfnet.cli import main
+from vcfnet.device import cpu_supports_bf16
 from vcfnet.models.classifier import build_model
+
+#: peaks measured quickly: fine for tiny models, which run far below them
+QUICK_PEAKS = ["--peak-repeats", "1", "--peak-seconds", "0"]
 
 
 def test_model_gflop_matches_torchvision_published_count():
@@ -14,16 +22,75 @@ def test_model_gflop_matches_torchvision_published_count():
     assert 2.5 * forward < model_gflop(build_model(), 224, backward=True) < 3 * forward
 
 
-@pytest.mark.parametrize("dtype", ["fp32", "bf16", "int8"])
-def test_peak_is_a_rate(dtype):
-    assert peak_gflop_s(dtype, repeats=1) > 0
+def test_torch_peaks_are_rates_and_bf16_only_where_the_cpu_has_it():
+    assert peak_gflop_s("fp32", repeats=1, seconds=0) > 0
+    bf16 = peak_gflop_s("bf16", repeats=1, seconds=0)
+    assert bf16 > 0 if cpu_supports_bf16() else math.isnan(bf16)
+    with pytest.raises(ValueError):
+        peak_gflop_s("int8")  # the int8 path runs in onnxruntime: its peak is onnx_peak_gop_s
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "int8"])
+def test_onnxruntime_peaks_are_rates(dtype):
+    assert onnx_peak_gop_s(dtype, repeats=1, seconds=0) > 0
+
+
+def _bench_json(capsys, *argv: str) -> dict:
+    assert main(["bench", *argv, "--json", *QUICK_PEAKS]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _check_fractions(results: dict) -> list[str]:
+    """Every measured ``*_peak_fraction`` in (0, 1.1]; ``target_*`` keys are requirements."""
+    fractions = {
+        k: v
+        for k, v in results.items()
+        if k.endswith("_peak_fraction") and not k.startswith("target_")
+    }
+    assert fractions
+    for key, value in fractions.items():
+        assert 0 < value <= 1.1, (key, value, results)
+    return sorted(fractions)
+
+
+def test_bench_predict_fractions_and_targets_on_this_machine(capsys):
+    results = _bench_json(
+        capsys, "predict", "--n", "2", "--batch-size", "2", "--latency-n", "1", "--image-size", "32"
+    )
+    fractions = _check_fractions(results)
+    for path in ("reference", "vcfnet_torch", "vcfnet_onnx", "vcfnet_onnx_int8"):
+        assert f"{path}_peak_fraction" in fractions
+    assert "vcfnet_onnx_int8_model_only_peak_fraction" in fractions
+    assert results["best_path"].startswith("vcfnet_")
+    assert isinstance(results["target_peak_fraction_met"], bool)
+    assert results["target_peak_fraction_met"] == (results["target_peak_fraction_ratio"] >= 1)
+    assert results["target_p50_met"] == (results["target_p50_ratio"] >= 1)
+    assert results["machine"]["cpu"]
+
+
+def test_bench_train_fractions_and_target_on_this_machine(capsys):
+    results = _bench_json(
+        capsys,
+        "train",
+        "--n-images",
+        "8",
+        "--steps",
+        "1",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "4",
+    )
+    assert _check_fractions(results) == ["reference_peak_fraction", "vcfnet_peak_fraction"]
+    assert results["ratio_at_peak"] > 0
+    assert results["speedup_vs_allowed"] == pytest.approx(
+        results["ratio"] / results["ratio_at_peak"]
+    )
+    assert results["target_speedup_met"] == (results["target_speedup_ratio"] >= 1)
 
 
 def test_bench_json_names_the_machine(capsys):
-    import json
-
     from vcfnet.bench.peaks import CPU_FLAGS
-    from vcfnet.cli import main
 
     assert main(["bench", "metrics", "--json", "--n-cases", "60", "--n-boot", "100"]) == 0
     machine = json.loads(capsys.readouterr().out)["machine"]

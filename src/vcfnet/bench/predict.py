@@ -1,5 +1,6 @@
 """``vcfnet bench predict``: the authors' inference path beside vcfnet's (PyTorch, onnxruntime fp32
-and int8) on the same crop files, paths interleaved, with the fraction of this CPU's peak."""
+and int8) on the same crop files, paths interleaved, each with the fraction of its own kernels'
+peak on this CPU, and the targets relative to this machine."""
 
 from __future__ import annotations
 
@@ -15,14 +16,26 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from vcfnet.bench.peaks import model_gflop, peak_gflop_s
+from vcfnet.bench.peaks import (
+    add_peak_arguments,
+    model_gflop,
+    onnx_peak_gop_s,
+    peak_gflop_s,
+    peak_options,
+)
 from vcfnet.inference.export import agreement, export_onnx, quantize_onnx
 from vcfnet.inference.loading import load_model
 from vcfnet.inference.onnx_backend import OnnxPredictor
 from vcfnet.io.images import read_radiograph
 from vcfnet.models.artifact import load_checkpoint, save_checkpoint
 from vcfnet.models.classifier import build_model
-from vcfnet.preprocess import DEFAULT_IMAGE_SIZE, InputSpec, Preprocessing
+from vcfnet.preprocess import (
+    DEFAULT_IMAGE_SIZE,
+    InputSpec,
+    Preprocessing,
+    normalize_batch,
+    stack_crops,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--image-size", type=int, default=DEFAULT_IMAGE_SIZE, help="model input size"
     )
+    add_peak_arguments(parser)
 
 
 def _bench_crops(folder: Path, n: int, seed: int = 0) -> list[Path]:
@@ -101,28 +115,98 @@ def _model_only_img_s(predictor: OnnxPredictor, crops: Sequence[np.ndarray], rep
     return repeats * len(x) / (time.perf_counter() - start)
 
 
-def _arithmetic_ceiling(results: dict, image_size: int) -> dict[str, float]:
-    """The int8 session's GOP/s as a fraction of this CPU's int8 matmul peak, and what 8x the
-    reference's throughput would need, as a fraction of that peak (> 1: beyond this CPU)."""
+def _torch_model_only_img_s(predictor, crops: Sequence[np.ndarray], repeats: int) -> float:
+    """images/s of the PyTorch predictor's model alone on one ready batch (its precision and
+    memory format), as :func:`_model_only_img_s` for onnxruntime."""
+    batch = stack_crops(list(crops), predictor.input.image_size)
+    x = normalize_batch(batch, predictor.input).contiguous(
+        memory_format=predictor.precision.memory_format
+    )
+
+    def forward():
+        with torch.inference_mode(), predictor.precision.autocast(predictor.device):
+            predictor.model(x)
+
+    forward()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        forward()
+    return repeats * len(x) / (time.perf_counter() - start)
+
+
+def measure_peaks(torch_precision: str, **options) -> dict[str, float]:
+    """The peaks of the kernels each path runs on (GFLOP/s; GOP/s for int8): PyTorch fp32 (the
+    reference) and the vcfnet PyTorch path's precision, onnxruntime fp32 and int8."""
+    peaks = {
+        "peak_torch_fp32_gflop_s": peak_gflop_s("fp32", **options),
+        "peak_onnx_fp32_gflop_s": onnx_peak_gop_s("fp32", **options),
+        "peak_int8_gop_s": onnx_peak_gop_s("int8", **options),
+    }
+    if torch_precision != "fp32":
+        peaks[f"peak_torch_{torch_precision}_gflop_s"] = peak_gflop_s(torch_precision, **options)
+    return peaks
+
+
+#: the paths' peaks: reference and vcfnet_torch (its precision) in PyTorch, the others in onnxruntime
+def _path_peaks(peaks: dict[str, float], torch_precision: str) -> dict[str, float]:
+    return {
+        "reference": peaks["peak_torch_fp32_gflop_s"],
+        "vcfnet_torch": peaks[f"peak_torch_{torch_precision}_gflop_s"],
+        "vcfnet_onnx": peaks["peak_onnx_fp32_gflop_s"],
+        "vcfnet_onnx_int8": peaks["peak_int8_gop_s"],
+    }
+
+
+#: targets relative to the machine (issue 18)
+TARGET_PEAK_FRACTION = 0.7  # the best inference path's model at >= 0.7 of its kernels' peak
+TARGET_P50_VS_REFERENCE = 0.5  # single-crop p50 <= half the reference's
+
+
+def _arithmetic_ceiling(results: dict, image_size: int, peaks: dict[str, float]) -> dict:
+    """Each path's GFLOP/s as a fraction of the peak of its own kernels (end to end from PNG
+    files, and for vcfnet's paths the model alone on a ready batch), and the targets: the best
+    path (most images/s from files) at >= 0.7 of its peak with its model alone, and the fastest
+    single-crop p50 <= 0.5 x the reference's. ``target_*_ratio`` >= 1 where a target is met
+    (achieved / required for the fraction, required / achieved for the latency)."""
 
     gflop = model_gflop(build_model(), image_size, backward=False)
-    peak_int8 = peak_gflop_s("int8")
-    return {
-        "forward_gflop_per_image": gflop,
-        "peak_int8_gop_s": peak_int8,
-        "onnx_int8_model_only_peak_fraction": results["onnx_int8_model_only_img_s"]
-        * gflop
-        / peak_int8,
-        "target_8x_peak_fraction": 8 * results["reference_img_s"] * gflop / peak_int8,
-    }
+    path_peaks = _path_peaks(peaks, results["vcfnet_precision"])
+    out: dict[str, Any] = {"forward_gflop_per_image": gflop, **peaks}
+    for name, peak in path_peaks.items():
+        out[f"{name}_peak_fraction"] = results[f"{name}_img_s"] * gflop / peak
+        if f"{name}_model_only_img_s" in results:
+            out[f"{name}_model_only_peak_fraction"] = (
+                results[f"{name}_model_only_img_s"] * gflop / peak
+            )
+    out["onnx_int8_model_only_peak_fraction"] = out["vcfnet_onnx_int8_model_only_peak_fraction"]
+    # the earlier target, kept for comparison: 8x the reference's images/s over the int8 peak
+    # (a requirement, not a measurement: > 1 means no int8 software on this CPU could do it)
+    out["target_8x_peak_fraction"] = (
+        8 * results["reference_img_s"] * gflop / path_peaks["vcfnet_onnx_int8"]
+    )
+    vcfnet_paths = [name for name in path_peaks if name != "reference"]
+    best = max(vcfnet_paths, key=lambda name: results[f"{name}_img_s"])
+    fraction = out[f"{best}_model_only_peak_fraction"]
+    out["best_path"] = best
+    out["best_path_peak_fraction"] = fraction
+    out["target_peak_fraction_met"] = bool(fraction >= TARGET_PEAK_FRACTION)
+    out["target_peak_fraction_ratio"] = fraction / TARGET_PEAK_FRACTION
+    fastest = min(vcfnet_paths, key=lambda name: results[f"{name}_p50_ms"])
+    p50_share = results[f"{fastest}_p50_ms"] / results["reference_p50_ms"]
+    out["best_p50_path"] = fastest
+    out["p50_vs_reference"] = p50_share
+    out["target_p50_met"] = bool(p50_share <= TARGET_P50_VS_REFERENCE)
+    out["target_p50_ratio"] = TARGET_P50_VS_REFERENCE / p50_share
+    return out
 
 
 def run(args: argparse.Namespace) -> dict:
     """Reference (authors' notebook: fp32 eager, PIL + torchvision per image) vs vcfnet (bf16 +
     channels_last via ``vcfnet.device``; onnxruntime fp32 and int8, the int8 model calibrated on
     the first 64 crops and compared with fp32 PyTorch) on the same crops read from PNG files:
-    images/s in batches, batch-1 images/s, single-crop latency p50/p95, model load time, and the
-    int8 session alone on a ready batch (no decoding or resizing: the most that path can give)."""
+    images/s in batches, batch-1 images/s, single-crop latency p50/p95, model load time, and each
+    vcfnet model alone on a ready batch (no decoding or resizing: the most that path can give);
+    then each path's fraction of its own kernels' peak and the targets (``_arithmetic_ceiling``)."""
 
     n, batch_size = int(args.n), int(args.batch_size)
     latency_n = min(int(args.latency_n), n)
@@ -171,13 +255,26 @@ def run(args: argparse.Namespace) -> dict:
             "vcfnet_onnx_int8": onnx_int8.predict_crop_files,
         }
         results.update(_interleaved_timings(paths, files, batch_size, latency_n))
-        results["onnx_int8_model_only_img_s"] = _model_only_img_s(
-            onnx_int8, crops[:batch_size], repeats=max(1, n // batch_size)
+        repeats = max(1, n // batch_size)
+        peaks_before = measure_peaks(fast.precision.name, **peak_options(args))
+        results["vcfnet_torch_model_only_img_s"] = _torch_model_only_img_s(
+            fast, crops[:batch_size], repeats
         )
+        results["vcfnet_onnx_model_only_img_s"] = _model_only_img_s(
+            onnx, crops[:batch_size], repeats
+        )
+        results["vcfnet_onnx_int8_model_only_img_s"] = _model_only_img_s(
+            onnx_int8, crops[:batch_size], repeats
+        )
+        # peaks measured on both sides of the model-only runs, the best kept: on a shared CPU
+        # a peak read in a busy moment would otherwise let a path exceed "its peak"
+        peaks_after = measure_peaks(fast.precision.name, **peak_options(args))
+    peaks = {key: max(peaks_before[key], peaks_after[key]) for key in peaks_before}
+    results["onnx_int8_model_only_img_s"] = results["vcfnet_onnx_int8_model_only_img_s"]
     results["onnx_int8_model_only_speedup"] = (
         results["onnx_int8_model_only_img_s"] / results["reference_img_s"]
     )
-    results.update(_arithmetic_ceiling(results, pre.image_size))
+    results.update(_arithmetic_ceiling(results, pre.image_size, peaks))
     for prefix in ("vcfnet_torch", "vcfnet_onnx", "vcfnet_onnx_int8"):
         results[f"{prefix}_speedup"] = results[f"{prefix}_img_s"] / results["reference_img_s"]
         results[f"{prefix}_p50_speedup"] = results["reference_p50_ms"] / results[f"{prefix}_p50_ms"]
