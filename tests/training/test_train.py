@@ -18,8 +18,9 @@ from vcfnet.cli import main
 from vcfnet.data.dataset import load_split
 from vcfnet.data.manifest import read_manifest
 from vcfnet.errors import ConfigError, InputError, WeightsUnavailableError
+from vcfnet.labels import CLASS_NAMES
 from vcfnet.models.artifact import load_checkpoint, state_dict_hash
-from vcfnet.models.classifier import imagenet_weights_path
+from vcfnet.models.classifier import build_model, imagenet_weights_path
 from vcfnet.training.config import METRIC_COLUMNS, TIME_COLUMNS, TrainConfig
 from vcfnet.training.loop import train
 
@@ -177,11 +178,21 @@ def test_ddp_two_cpu_processes_match_single_process(cli_run, dataset, tmp_path):
     single = train(tiny_config(dataset, tmp_path / "ws1", **kw))
     double = train(tiny_config(dataset, tmp_path / "ws2", nproc=2, **kw))
     m1, m2 = load_checkpoint(single.last_checkpoint), load_checkpoint(double.last_checkpoint)
+    torch.manual_seed(0)  # the run's seed: train builds its initial model right after seeding
+    initial = build_model(len(CLASS_NAMES), weights="none")
+    moved = max(
+        (a - b).abs().max().item()
+        for a, b in zip(initial.parameters(), m1.model.parameters(), strict=True)
+    )
+    assert moved < 0.01, "not the run's initial model: two Adam steps move a weight by ~lr"
     crops = load_split(dataset, "val", 32).images.numpy()
+    p0 = predict_proba(initial, crops, m1.preprocessing)
     p1 = predict_proba(m1.model, crops, m1.preprocessing)
     p2 = predict_proba(m2.model, crops, m2.preprocessing)
     assert "all 2 ranks hold identical weights" in (tmp_path / "ws2" / "train.log").read_text()
-    assert abs(p1 - p2).max() < 0.05
+    # relative to how far training moved the outputs (measured 0.12: per-rank batch-norm statistics;
+    # 0.5 when each rank takes the whole global batch)
+    assert abs(p1 - p2).max() < 0.25 * abs(p1 - p0).max()
     assert double.metrics["epoch"].tolist() == [1]
     for col in ("train_loss", "val_loss"):
         assert abs(double.metrics[col].iloc[0] - single.metrics[col].iloc[0]) < 0.05, col
