@@ -115,13 +115,33 @@ def test_same_seed_gives_identical_metrics(cli_run, dataset, tmp_path):
 
 
 def test_resume_after_stop_matches_uninterrupted_run(cli_run, dataset, tmp_path):
+    """Three invocations of one epoch each end where the uninterrupted run ends, and best.pt is the
+    checkpoint of the best val loss: epoch 2, better than the epoch saved before the first stop,
+    then kept through the next resume although epoch 3 is trained after it."""
+    val_loss = pd.read_csv(cli_run / "metrics.csv")["val_loss"]
+    best_epoch = int(val_loss.idxmin()) + 1  # the first minimum: ties do not replace the best
+    assert best_epoch == 2, f"this test needs the best val loss at epoch 2, not {best_epoch}"
     out = tmp_path / "c"
-    first = train(tiny_config(dataset, out, max_epochs_this_run=1))
-    assert first.metrics["epoch"].tolist() == [1]
-    with pytest.raises(ConfigError, match="--resume"):
-        train(tiny_config(dataset, out))
-    resumed = train(tiny_config(dataset, out, resume=True))
-    assert resumed.model_hash == load_checkpoint(cli_run / "checkpoints" / "last.pt").model_hash
+    cfg = tiny_config(dataset, out, max_epochs_this_run=1, select_metric="loss")
+    saved = {}  # epoch -> hash of the weights saved at that epoch
+    for epoch in (1, 2, 3):
+        if epoch == 2:
+            with pytest.raises(ConfigError, match="--resume"):
+                train(dataclasses.replace(cfg, resume=False))
+        result = train(dataclasses.replace(cfg, resume=epoch > 1))
+        assert result.metrics["epoch"].tolist() == list(range(1, epoch + 1))
+        last = load_checkpoint(out / "checkpoints" / "last.pt")
+        assert last.extra["epoch"] == epoch
+        saved[epoch] = last.model_hash
+        best = load_checkpoint(out / "checkpoints" / "best.pt")
+        expected = int(val_loss.iloc[:epoch].idxmin()) + 1
+        assert best.extra["best_epoch"] == best.extra["epoch"] == expected, epoch
+        assert best.model_hash == saved[expected], epoch
+    assert (
+        len(set(saved.values())) == 3
+        and saved[3] != load_checkpoint(out / "checkpoints" / "best.pt").model_hash
+    )
+    assert saved[3] == load_checkpoint(cli_run / "checkpoints" / "last.pt").model_hash
     pd.testing.assert_frame_equal(
         without_time(cli_run / "metrics.csv"), without_time(out / "metrics.csv")
     )
