@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from tests.factories import make_tiny_dataset
+from tests.factories import make_tiny_dataset, resnet18_gflop_per_image
 from tests.factories import reference_proba as predict_proba
 from vcfnet.bench.train import run as bench_train
 from vcfnet.cli import main
@@ -222,14 +222,20 @@ def test_bench_train_runs_at_tiny_size():
     args = argparse.Namespace(
         n_images=12, steps=2, image_size=32, batch_size=4, workers=0, parity_epochs=1, json=True
     )
-    results = bench_train(args)
-    assert (
-        results["ratio"] > 0
-        and results["reference_images_per_s"] > 0
-        and results["peak_rss_mb"] > 0
-    )
-    assert results["vcfnet_val_loss"] > 0 and results["reference_val_loss"] > 0
-    assert results["ratio_at_peak"] >= 1 and results["vcfnet_peak_fraction"] > 0
+    r = bench_train(args)
+    # the reported numbers agree with each other and with an independent FLOP count
+    vcfnet, reference = r["vcfnet_images_per_s"], r["reference_images_per_s"]
+    assert r["ratio"] == pytest.approx(vcfnet / reference)
+    gflop = resnet18_gflop_per_image(32, backward=True)
+    assert r["train_gflop_per_image"] == pytest.approx(gflop, rel=1e-6)
+    fp32 = r["peak_fp32_gflop_s"]
+    fast = r["peak_bf16_gflop_s"] if r["vcfnet_bf16"] else fp32
+    assert r["ratio_at_peak"] == pytest.approx(fast / fp32)  # exactly 1 without bf16
+    assert r["vcfnet_peak_fraction"] == pytest.approx(vcfnet * gflop / fast, rel=1e-6)
+    assert r["reference_peak_fraction"] == pytest.approx(reference * gflop / fp32, rel=1e-6)
+    assert 100 < r["peak_rss_mb"] < 64 * 1024  # torch alone takes > 100 MB
+    # one epoch from random weights: close to chance (ln 3 = 1.1), not a broken loss
+    assert 0.3 < r["vcfnet_val_loss"] < 5 and 0.3 < r["reference_val_loss"] < 5
 
 
 def test_config_rejects_bad_values(dataset, tmp_path):
