@@ -84,6 +84,24 @@ def make_tiny_dataset(
     return out
 
 
+def resnet18_gflop_per_image(image_size: int, *, backward: bool) -> float:
+    """GFLOP of one image through torchvision's ResNet-18 with a 3-class head, counted by PyTorch's
+    FlopCounterMode on a batch of one: the count the benchmarks should report."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from torchvision.models import resnet18
+
+    model = resnet18(weights=None, num_classes=len(CLASS_NAMES)).eval()  # batch norm of one image
+    x = torch.zeros(1, 3, image_size, image_size)
+    with FlopCounterMode(display=False) as counter:
+        if backward:
+            model(x).sum().backward()
+        else:
+            with torch.no_grad():
+                model(x)
+    return counter.get_total_flops() / 1e9
+
+
 def reference_proba(model, crops, pre: Preprocessing) -> np.ndarray:
     """Class probabilities float64 (N, C) of ``model`` on ``crops`` in plain fp32 eager PyTorch:
     resize, normalise, forward, softmax; an independent reference for the predictors."""

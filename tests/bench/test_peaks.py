@@ -1,7 +1,9 @@
 import json
 import math
+import os
 
 import pytest
+import torch
 from torchvision.models import ResNet18_Weights
 
 from vcfnet.bench.peaks import model_gflop, onnx_peak_gop_s, peak_gflop_s
@@ -87,6 +89,25 @@ def test_bench_train_fractions_and_target_on_this_machine(capsys):
         results["ratio"] / results["ratio_at_peak"]
     )
     assert results["target_speedup_met"] == (results["target_speedup_ratio"] >= 1)
+
+
+#: the most one core does per cycle: two AVX-512 FMA units in fp32, AMX tiles in bf16 and int8
+OPS_PER_CYCLE = {"fp32": 64, "bf16": 1024, "int8": 2048}
+
+
+def _plausible(dtype: str, rate: float) -> bool:
+    """Above 0.1 G(FL)OP/s and below every core at 6 GHz doing the most its units can: a slip in
+    units (FLOP/s, seconds) or in the operation count fails."""
+    cores = max(os.cpu_count() or 1, torch.get_num_threads())
+    return 0.1 < rate < cores * 6.0 * OPS_PER_CYCLE[dtype]
+
+
+def test_peaks_are_plausible_rates():
+    assert _plausible("fp32", peak_gflop_s("fp32", repeats=1, seconds=0))
+    if cpu_supports_bf16():
+        assert _plausible("bf16", peak_gflop_s("bf16", repeats=1, seconds=0))
+    for dtype in ("fp32", "int8"):
+        assert _plausible(dtype, onnx_peak_gop_s(dtype, repeats=1, seconds=0))
 
 
 def test_bench_json_names_the_machine(capsys):

@@ -359,8 +359,10 @@ def test_bench_prepare_tiny():
 
     args = argparse.Namespace(n_images=4, height=96, width=80, boxes=2, workers=2)
     result = bench_prepare(args)
-    assert result["images"] == 4 and result["workers"] == 2
-    assert result["radiographs_per_s_1_worker"] > 0 and result["speedup"] > 0
+    assert result["images"] == 4 and result["workers"] == 2 and result["image_size"] == "96x80"
+    one, two = result["radiographs_per_s_1_worker"], result["radiographs_per_s_2_workers"]
+    assert result["speedup"] == pytest.approx(two / one)
+    assert 0 < one < 1e4 and 0 < two < 1e4  # 4 radiographs of 96x80 px: not 0, not instantaneous
 
 
 def test_default_key_file_outside_dataset(tmp_path, monkeypatch):

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy.stats import binomtest, chi2
+from sklearn.metrics import roc_auc_score
 
 from tests.factories import make_tiny_dataset
 from vcfnet.bench.metrics import run as bench_metrics
@@ -96,6 +98,17 @@ def test_metrics_cli_round_trip(tmp_path, capsys):
                  "--ci", "bootstrap", "--n-boot", "200"]) == 0  # fmt: skip
     assert (tmp_path / "r" / "report.md").is_file()
     assert "report.html" in capsys.readouterr().out
+    # every number below recomputed from the predictions with sklearn / numpy
+    preds = fake_predictions()
+    table = pd.read_csv(tmp_path / "r" / "metrics.csv").set_index(["site", "class"])
+    for site, sub in preds.groupby("site"):
+        aucs = [roc_auc_score(sub["label"] == c, sub[f"p_{c}"]) for c in CLASS_NAMES]
+        for c, auc in zip(CLASS_NAMES, aucs, strict=True):
+            assert table.loc[(site, c), "auc"] == pytest.approx(auc, abs=1e-12), (site, c)
+            assert table.loc[(site, c), "n"] == (sub["label"] == c).sum()
+        overall = table.loc[(site, "overall")]
+        assert overall["macro_auc"] == pytest.approx(np.mean(aucs), abs=1e-12)
+        assert overall["top1_accuracy"] == pytest.approx((sub["label"] == sub["pred"]).mean())
 
 
 @pytest.mark.parametrize(
@@ -134,8 +147,33 @@ def test_compare_matched_by_case_id(tmp_path):
     b.to_csv(tmp_path / "b.csv", index=False)
     assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out",
                  str(tmp_path / "cmp")]) == 0  # fmt: skip
-    assert (tmp_path / "cmp" / "compare_auc.csv").is_file()
     assert (tmp_path / "cmp" / "report.html").is_file()
+    # the CLI's tables against sklearn AUCs and McNemar counts recounted with numpy
+    auc_csv = pd.read_csv(tmp_path / "cmp" / "compare_auc.csv").set_index(["site", "class"])
+    mc_csv = pd.read_csv(tmp_path / "cmp" / "compare_mcnemar.csv").set_index("site")
+    b = b.set_index("case_id").loc[a["case_id"]].reset_index()  # a's row order
+    for site in ("test", "GZFPH", "all"):
+        keep = np.ones(len(a), bool) if site == "all" else (a["site"] == site).to_numpy()
+        sa, sb = a[keep], b[keep]
+        for c in CLASS_NAMES:
+            row = auc_csv.loc[(site, c)]
+            auc_a = roc_auc_score(sa["label"] == c, sa[f"p_{c}"])
+            auc_b = roc_auc_score(sb["label"] == c, sb[f"p_{c}"])
+            assert row["auc_a"] == pytest.approx(auc_a) and row["auc_b"] == pytest.approx(auc_b)
+            assert row["difference"] == pytest.approx(auc_a - auc_b)
+        right_a = (sa["label"] == sa["pred"]).to_numpy()
+        right_b = (sb["label"] == sb["pred"]).to_numpy()
+        n01, n10 = int((~right_a & right_b).sum()), int((right_a & ~right_b).sum())
+        row = mc_csv.loc[site]
+        assert (row["n"], row["n01"], row["n10"]) == (keep.sum(), n01, n10), site
+        assert row["top1_accuracy_a"] == pytest.approx(right_a.mean())
+        if row["exact"]:
+            expected_p = binomtest(n01, n01 + n10, 0.5).pvalue
+        else:  # chi-square with continuity correction
+            stat = (abs(n01 - n10) - 1) ** 2 / (n01 + n10)
+            assert row["statistic"] == pytest.approx(stat)
+            expected_p = chi2.sf(stat, 1)
+        assert row["p"] == pytest.approx(expected_p, rel=1e-6), site
 
 
 def test_compare_rejects_different_cases():
@@ -190,5 +228,7 @@ def test_evaluate_cli_site_filter_and_errors(tmp_path, tiny_model, capsys):
 
 def test_bench_metrics_tiny():
     res = bench_metrics(argparse.Namespace(n_cases=60, n_boot=50, naive_boot=5))
-    assert res["n_boot"] == 50 and res["bootstrap_vectorised_s"] > 0
-    assert res["speedup_vectorised_vs_naive"] > 0
+    assert res["n_cases"] == 60 and res["n_boot"] == 50 and res["naive_replicates_timed"] == 5
+    speedup = res["bootstrap_naive_s_extrapolated"] / res["bootstrap_vectorised_s"]
+    assert res["speedup_vectorised_vs_naive"] == pytest.approx(speedup)
+    assert 0.5 < res["auc"] < 1  # the bench's cases: a score shifted by one SD in the positives

@@ -8,6 +8,7 @@ from PIL import Image
 
 import vcfnet
 from tests.factories import reference_proba as predict_proba
+from tests.factories import resnet18_gflop_per_image
 from tests.io.dicom_fixtures import FAKE_IDENTITY, write_dicom
 from tests.predict_fixtures import make_run_dir
 from vcfnet.cli import main
@@ -283,12 +284,23 @@ def test_not_a_checkpoint(tmp_path):
         vcfnet.load_model(tmp_path)
 
 
-def test_load_time(run_dir):
-    import time
+@pytest.mark.slow  # ~5-10 s: a fresh interpreter imports torch
+def test_load_time_in_a_fresh_process(run_dir):
+    """load_model on a cold process (imports done; nothing loaded before), as a user's first call;
+    in the test process, after the fixture and other tests loaded models, it would prove little."""
+    import subprocess
+    import sys
 
-    start = time.perf_counter()
-    vcfnet.load_model(run_dir)
-    assert time.perf_counter() - start < 10  # generous: the CPU is shared; the benchmark reports it
+    code = (
+        "import sys, time, vcfnet\n"
+        "start = time.perf_counter()\n"
+        "vcfnet.load_model(sys.argv[1])\n"
+        "print(time.perf_counter() - start)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, check=True
+    )
+    assert float(done.stdout.split()[-1]) < 10  # generous: the CPU is shared; the bench reports it
 
 
 def test_bench_predict_runs_at_tiny_size():
@@ -310,7 +322,21 @@ def test_bench_predict_runs_at_tiny_size():
     ):
         assert results[key] > 0
     assert 0 <= results["onnx_int8_top1_agreement"] <= 1
-    assert results["target_8x_peak_fraction"] > 0 and results["peak_int8_gop_s"] > 0
+    # the reported numbers agree with each other and with an independent FLOP count
+    r = results
+    for prefix in ("vcfnet_torch", "vcfnet_onnx", "vcfnet_onnx_int8"):
+        assert r[f"{prefix}_speedup"] == pytest.approx(r[f"{prefix}_img_s"] / r["reference_img_s"])
+        assert r[f"{prefix}_p50_speedup"] == pytest.approx(
+            r["reference_p50_ms"] / r[f"{prefix}_p50_ms"]
+        )
+    assert r["onnx_int8_model_only_speedup"] == pytest.approx(
+        r["onnx_int8_model_only_img_s"] / r["reference_img_s"]
+    )
+    gflop = resnet18_gflop_per_image(64, backward=False)
+    assert r["forward_gflop_per_image"] == pytest.approx(gflop, rel=1e-6)
+    assert r["target_8x_peak_fraction"] == pytest.approx(
+        8 * r["reference_img_s"] * gflop / r["peak_int8_gop_s"], rel=1e-6
+    )
 
 
 def test_no_patient_data_in_any_predict_output(run_dir, radiograph, tmp_path, capsys):

@@ -183,8 +183,22 @@ def test_rating_and_categorical_reads(tmp_path):
         tmp_path / "cat",
         figures=False,
     )
-    rows = res.table[(res.table["mode"] == "aided") & (res.table["class"] != "overall")]
-    np.testing.assert_allclose(rows["auc"], (rows["sensitivity"] + rows["specificity"]) / 2)
+    # a single-point ROC: AUC = (sensitivity + specificity) / 2, both counted here from the reads
+    truth = preds.set_index("case_id")["label"]
+    model_reads = preds.assign(reader="model", mode="model")[["case_id", "reader", "mode", "pred"]]
+    all_reads = pd.concat([categorical.rename(columns={"label": "pred"}), model_reads])
+    table = res.table.set_index(["reader", "mode", "class"])
+    checked = 0
+    for (reader, mode), sub in all_reads.groupby(["reader", "mode"]):
+        y = truth.loc[sub["case_id"]].to_numpy()
+        read = sub["pred"].to_numpy()
+        for cls in CLASS_NAMES:
+            sens, spec = (read[y == cls] == cls).mean(), (read[y != cls] != cls).mean()
+            row = table.loc[(reader, mode, cls)]
+            assert row["auc"] == pytest.approx((sens + spec) / 2), (reader, mode, cls)
+            assert (row["sensitivity"], row["specificity"]) == pytest.approx((sens, spec))
+            checked += 1
+    assert checked == (1 + 3 * 2) * 3
     assert np.isfinite(res.mrmc["classes"]["acute"]["f"])
     assert not res.simulated and "SIMULATED" not in (tmp_path / "cat" / "report.md").read_text()
 

@@ -49,6 +49,43 @@ def test_report_has_every_section_and_figure(demo_dir):
         assert (out / sub).is_file(), sub
 
 
+def _table2_rows(report_md: str) -> dict[tuple[str, str], list[str]]:
+    """(site, class) -> cells of the report's own Table 2 (12 columns; the paper's has 10)."""
+    rows = {}
+    for line in report_md.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 12 and cells[2].isdigit():
+            rows[(cells[0], cells[1])] = cells
+    return rows
+
+
+def test_table2_numbers_match_the_predictions(demo_dir):
+    """Table 2's n, top-1 and per-class AUC recomputed from evaluation/predictions.csv."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    out, _ = demo_dir
+    preds = pd.read_csv(out / "evaluation" / "predictions.csv")
+    probs = preds[["p_acute", "p_chronic", "p_pathologic"]].to_numpy()
+    classes = np.array(["acute", "chronic", "pathologic"])
+    assert (preds["pred"] == classes[probs.argmax(axis=1)]).all()
+    table = _table2_rows((out / "report.md").read_text())
+    assert {site for site, _ in table} == set(preds["site"])
+    for site, sub in preds.groupby("site"):
+        overall = table[(site, "overall")]
+        assert int(overall[2]) == len(sub), site
+        assert float(overall[11]) == pytest.approx(
+            100 * (sub["label"] == sub["pred"]).mean(), abs=0.051
+        ), site
+        for c in classes:
+            y = (sub["label"] == c).to_numpy()
+            assert int(table[(site, c)][2]) == y.sum(), (site, c)
+            if 0 < y.sum() < len(y):
+                auc = float(table[(site, c)][3].split()[0])
+                assert auc == pytest.approx(roc_auc_score(y, sub[f"p_{c}"]), abs=5.1e-4), (site, c)
+
+
 def test_rerun_skips_finished_steps(demo_dir):
     out, cfg = demo_dir
     before = (out / "run" / "checkpoints" / "best.pt").stat().st_mtime_ns

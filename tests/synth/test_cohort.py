@@ -282,4 +282,9 @@ def test_bench_synth_runs_tiny():
     import argparse
 
     res = bench_synth(argparse.Namespace(n=2, size="256x320", workers=2))
-    assert res["radiographs_per_s_1_worker"] > 0 and res["radiographs_per_s_n_workers"] > 0
+    assert res["radiographs"] == 2 and res["workers"] == 2
+    # the reported numbers agree with each other: rate x seconds per radiograph = 1, speedup = ratio
+    one, many = res["radiographs_per_s_1_worker"], res["radiographs_per_s_n_workers"]
+    assert one * res["s_per_radiograph_1_worker"] == pytest.approx(1)
+    assert res["speedup"] == pytest.approx(many / one)
+    assert 0 < res["cpu_s_per_radiograph_1_worker"] < 60 and 0 < many < 1e4

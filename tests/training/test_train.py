@@ -11,14 +11,16 @@ import pytest
 import torch
 import yaml
 
-from tests.factories import make_tiny_dataset
+from tests.factories import make_tiny_dataset, resnet18_gflop_per_image
 from tests.factories import reference_proba as predict_proba
 from vcfnet.bench.train import run as bench_train
 from vcfnet.cli import main
 from vcfnet.data.dataset import load_split
+from vcfnet.data.manifest import read_manifest
 from vcfnet.errors import ConfigError, InputError, WeightsUnavailableError
+from vcfnet.labels import CLASS_NAMES
 from vcfnet.models.artifact import load_checkpoint, state_dict_hash
-from vcfnet.models.classifier import imagenet_weights_path
+from vcfnet.models.classifier import build_model, imagenet_weights_path
 from vcfnet.training.config import METRIC_COLUMNS, TIME_COLUMNS, TrainConfig
 from vcfnet.training.loop import train
 
@@ -43,7 +45,13 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    return make_tiny_dataset(tmp_path_factory.mktemp("tiny") / "ds", n_per_class=5, size=40)
+    """A tiny dataset whose test crops are corrupt PNGs: every run of this module proves that
+    training never reads them (deleting them instead would trip read_manifest's file check)."""
+    data = make_tiny_dataset(tmp_path_factory.mktemp("tiny") / "ds", n_per_class=5, size=40)
+    manifest = read_manifest(data)
+    for rel in manifest.loc[manifest["split"] == "test", "crop_path"]:
+        (data / rel).write_bytes(b"\x89PNG\r\n\x1a\n not a PNG any more")
+    return data
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +84,7 @@ def test_run_folder_holds_what_the_issue_lists(cli_run):
     config = yaml.safe_load((cli_run / "config.yaml").read_text())
     assert config["weights"] == "none" and config["image_size"] == 32 and config["epochs"] == 3
     log = (cli_run / "train.log").read_text()
-    assert log.count("epoch ") >= 3 and "test rows never read" in log
+    assert log.count("epoch ") >= 3
     card = (cli_run / "model_card.md").read_text()
     assert "none (random init)" in card and "Intended use" in card and "Limits" in card
 
@@ -90,6 +98,14 @@ def test_run_folder_holds_what_the_issue_lists(cli_run):
     assert best_epoch == expected and best.extra["epoch"] == best_epoch
 
 
+def test_training_never_reads_the_test_crops(cli_run, dataset):
+    """The fixture's test crops are corrupt, yet the CLI run trained on all train and val rows."""
+    with pytest.raises(InputError, match="cannot read crop"):
+        load_split(dataset, "test", 32)
+    counts = load_checkpoint(cli_run / "checkpoints" / "last.pt").extra["data_counts"]
+    assert counts == {"train": [5, 5, 5], "val": [5, 5, 5]}
+
+
 def test_same_seed_gives_identical_metrics(cli_run, dataset, tmp_path):
     result = train(tiny_config(dataset, tmp_path / "b"))
     pd.testing.assert_frame_equal(
@@ -99,13 +115,33 @@ def test_same_seed_gives_identical_metrics(cli_run, dataset, tmp_path):
 
 
 def test_resume_after_stop_matches_uninterrupted_run(cli_run, dataset, tmp_path):
+    """Three invocations of one epoch each end where the uninterrupted run ends, and best.pt is the
+    checkpoint of the best val loss: epoch 2, better than the epoch saved before the first stop,
+    then kept through the next resume although epoch 3 is trained after it."""
+    val_loss = pd.read_csv(cli_run / "metrics.csv")["val_loss"]
+    best_epoch = int(val_loss.idxmin()) + 1  # the first minimum: ties do not replace the best
+    assert best_epoch == 2, f"this test needs the best val loss at epoch 2, not {best_epoch}"
     out = tmp_path / "c"
-    first = train(tiny_config(dataset, out, max_epochs_this_run=1))
-    assert first.metrics["epoch"].tolist() == [1]
-    with pytest.raises(ConfigError, match="--resume"):
-        train(tiny_config(dataset, out))
-    resumed = train(tiny_config(dataset, out, resume=True))
-    assert resumed.model_hash == load_checkpoint(cli_run / "checkpoints" / "last.pt").model_hash
+    cfg = tiny_config(dataset, out, max_epochs_this_run=1, select_metric="loss")
+    saved = {}  # epoch -> hash of the weights saved at that epoch
+    for epoch in (1, 2, 3):
+        if epoch == 2:
+            with pytest.raises(ConfigError, match="--resume"):
+                train(dataclasses.replace(cfg, resume=False))
+        result = train(dataclasses.replace(cfg, resume=epoch > 1))
+        assert result.metrics["epoch"].tolist() == list(range(1, epoch + 1))
+        last = load_checkpoint(out / "checkpoints" / "last.pt")
+        assert last.extra["epoch"] == epoch
+        saved[epoch] = last.model_hash
+        best = load_checkpoint(out / "checkpoints" / "best.pt")
+        expected = int(val_loss.iloc[:epoch].idxmin()) + 1
+        assert best.extra["best_epoch"] == best.extra["epoch"] == expected, epoch
+        assert best.model_hash == saved[expected], epoch
+    assert (
+        len(set(saved.values())) == 3
+        and saved[3] != load_checkpoint(out / "checkpoints" / "best.pt").model_hash
+    )
+    assert saved[3] == load_checkpoint(cli_run / "checkpoints" / "last.pt").model_hash
     pd.testing.assert_frame_equal(
         without_time(cli_run / "metrics.csv"), without_time(out / "metrics.csv")
     )
@@ -162,11 +198,21 @@ def test_ddp_two_cpu_processes_match_single_process(cli_run, dataset, tmp_path):
     single = train(tiny_config(dataset, tmp_path / "ws1", **kw))
     double = train(tiny_config(dataset, tmp_path / "ws2", nproc=2, **kw))
     m1, m2 = load_checkpoint(single.last_checkpoint), load_checkpoint(double.last_checkpoint)
+    torch.manual_seed(0)  # the run's seed: train builds its initial model right after seeding
+    initial = build_model(len(CLASS_NAMES), weights="none")
+    moved = max(
+        (a - b).abs().max().item()
+        for a, b in zip(initial.parameters(), m1.model.parameters(), strict=True)
+    )
+    assert moved < 0.01, "not the run's initial model: two Adam steps move a weight by ~lr"
     crops = load_split(dataset, "val", 32).images.numpy()
+    p0 = predict_proba(initial, crops, m1.preprocessing)
     p1 = predict_proba(m1.model, crops, m1.preprocessing)
     p2 = predict_proba(m2.model, crops, m2.preprocessing)
     assert "all 2 ranks hold identical weights" in (tmp_path / "ws2" / "train.log").read_text()
-    assert abs(p1 - p2).max() < 0.05
+    # relative to how far training moved the outputs (measured 0.12: per-rank batch-norm statistics;
+    # 0.5 when each rank takes the whole global batch)
+    assert abs(p1 - p2).max() < 0.25 * abs(p1 - p0).max()
     assert double.metrics["epoch"].tolist() == [1]
     for col in ("train_loss", "val_loss"):
         assert abs(double.metrics[col].iloc[0] - single.metrics[col].iloc[0]) < 0.05, col
@@ -176,14 +222,20 @@ def test_bench_train_runs_at_tiny_size():
     args = argparse.Namespace(
         n_images=12, steps=2, image_size=32, batch_size=4, workers=0, parity_epochs=1, json=True
     )
-    results = bench_train(args)
-    assert (
-        results["ratio"] > 0
-        and results["reference_images_per_s"] > 0
-        and results["peak_rss_mb"] > 0
-    )
-    assert results["vcfnet_val_loss"] > 0 and results["reference_val_loss"] > 0
-    assert results["ratio_at_peak"] >= 1 and results["vcfnet_peak_fraction"] > 0
+    r = bench_train(args)
+    # the reported numbers agree with each other and with an independent FLOP count
+    vcfnet, reference = r["vcfnet_images_per_s"], r["reference_images_per_s"]
+    assert r["ratio"] == pytest.approx(vcfnet / reference)
+    gflop = resnet18_gflop_per_image(32, backward=True)
+    assert r["train_gflop_per_image"] == pytest.approx(gflop, rel=1e-6)
+    fp32 = r["peak_fp32_gflop_s"]
+    fast = r["peak_bf16_gflop_s"] if r["vcfnet_bf16"] else fp32
+    assert r["ratio_at_peak"] == pytest.approx(fast / fp32)  # exactly 1 without bf16
+    assert r["vcfnet_peak_fraction"] == pytest.approx(vcfnet * gflop / fast, rel=1e-6)
+    assert r["reference_peak_fraction"] == pytest.approx(reference * gflop / fp32, rel=1e-6)
+    assert 100 < r["peak_rss_mb"] < 64 * 1024  # torch alone takes > 100 MB
+    # one epoch from random weights: close to chance (ln 3 = 1.1), not a broken loss
+    assert 0.3 < r["vcfnet_val_loss"] < 5 and 0.3 < r["reference_val_loss"] < 5
 
 
 def test_config_rejects_bad_values(dataset, tmp_path):
