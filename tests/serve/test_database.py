@@ -75,3 +75,41 @@ def test_session_factory_on_a_fresh_engine(tmp_path):
     upgrade_database(engine)
     with make_session_factory(engine)() as db:
         assert db.query(AuditLog).count() == 0
+
+
+def test_upgrade_0001_to_0002_gives_existing_cases_new_uids(tmp_path):
+    from sqlalchemy import text
+
+    from vcfnet.serve.models import utcnow
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade_database(engine, "0001")
+    now = utcnow()
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, username, display_name, role, hospital, password_hash,"
+                " is_active, created_at, password_changed_at)"
+                " VALUES (1, 'c', '', 'clinician', 'H', 'x', 1, :now, :now)"
+            ),
+            {"now": now},
+        )
+        for case_id in (1, 2):
+            connection.execute(
+                text(
+                    "INSERT INTO cases (id, patient_pseudonym, image_key, source_format, width,"
+                    " height, sex, hospital, created_by_id, created_at)"
+                    " VALUES (:id, 'patient-x', :key, 'png', 10, 10, '', 'H', 1, :now)"
+                ),
+                {"id": case_id, "key": f"images/{case_id}.png", "now": now},
+            )
+    upgrade_database(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT study_instance_uid, series_instance_uid, sop_instance_uid FROM cases")
+        ).all()
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []
+    uids = [uid for row in rows for uid in row]
+    assert len(uids) == 6 and len(set(uids)) == 6
+    assert all(uid.startswith("2.25.") and len(uid) <= 64 for uid in uids)
