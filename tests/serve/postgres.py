@@ -43,14 +43,16 @@ class PostgresError(RuntimeError):
 class PostgresServer:
     def __init__(self, bin_dir: Path):
         self.bin_dir = bin_dir
-        self.root = Path(tempfile.mkdtemp(prefix="vcfnet-pg-"))
+        as_root = os.geteuid() == 0
+        # under root the server runs as nobody, who must reach the folder: /tmp, not $TMPDIR
+        self.root = Path(tempfile.mkdtemp(prefix="vcfnet-pg-", dir="/tmp" if as_root else None))
         self.data = self.root / "data"
         self.socket_dir = self.root / "socket"
         self.log = self.root / "server.log"
         self.port = free_port()
         self._names = itertools.count(1)
         self._as_user: list[str] = []
-        if os.geteuid() == 0:  # postgres refuses to run as root
+        if as_root:  # postgres refuses to run as root
             self._as_user = ["runuser", "-u", "nobody", "--"]
             shutil.chown(self.root, "nobody")
         self.socket_dir.mkdir()

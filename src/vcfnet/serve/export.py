@@ -3,7 +3,8 @@
 The platform keeps a PNG of a case's display pixels, not the uploaded DICOM. The SR references
 the case's de-identified Secondary Capture instead: built here from that PNG with the new UIDs
 made at ingest (``Case.*_instance_uid``), the keyed pseudonym as Patient ID and Name, and nothing
-else of the patient but sex and age. ``GET /cases/{id}/image.dcm`` serves it, so a viewer gets the
+else of the patient but sex and age (the study date is the upload's date: the real one is not
+kept). ``GET /cases/{id}/image.dcm`` serves it, so a viewer gets the
 image the SR's regions are drawn on.
 
 The SR (Comprehensive SR, TID 1500 Measurement Report) holds, per box: the box as an image region
