@@ -1,9 +1,17 @@
-"""Fixtures of the platform tests: an app on SQLite in tmp_path, users per role, a tiny model."""
+"""Fixtures of the platform tests: an app (on SQLite in tmp_path, and again on a throw-away
+PostgreSQL server: tests marked ``postgres``), users per role, a tiny model.
+
+PostgreSQL comes from Debian's ``postgresql`` package (``tests/serve/postgres.py`` starts it);
+without it those tests skip with the reason, or fail under CI=true (``require_or_skip``).
+``-m "not postgres"`` leaves them out.
+"""
 
 from __future__ import annotations
 
 import io
 import re
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from tests.conftest import require_or_skip
 from tests.io.dicom_fixtures import write_dicom
 from tests.predict_fixtures import make_run_dir
 from vcfnet.serve import crud
@@ -58,16 +67,70 @@ def add_users(app) -> dict[str, int]:
     return ids
 
 
+#: the databases the app fixtures run on
+DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server in a temporary folder for the whole session (see postgres.py)."""
+    from tests.serve.postgres import PostgresError, PostgresServer, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    require_or_skip(
+        bin_dir is not None, "PostgreSQL not found (pg_ctl); apt-get install postgresql"
+    )
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        require_or_skip(False, "psycopg not installed; pip install 'psycopg[binary]'")
+    server = PostgresServer(bin_dir)
+    try:
+        server.start()
+    except (PostgresError, OSError, subprocess.SubprocessError) as exc:
+        server.stop()
+        require_or_skip(False, f"PostgreSQL could not be started: {str(exc)[:300]}")
+    yield server
+    server.stop()
+
+
+def database_url(request) -> Iterator[str | None]:
+    """None (SQLite under the data folder) or a new PostgreSQL database, dropped afterwards."""
+    if request.param == "sqlite":
+        yield None
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)
+
+
+@pytest.fixture(params=DATABASES)
+def db_url(request):
+    yield from database_url(request)
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def module_db_url(request):
+    yield from database_url(request)
+
+
+def dispose(app) -> None:
+    """Close the app's database connections (before its PostgreSQL database is dropped)."""
+    app.state.vcfnet.session_factory.kw["bind"].dispose()
+
+
 @pytest.fixture()
-def settings(tmp_path, tiny_run_dir) -> Settings:
-    return make_settings(tmp_path, tiny_run_dir)
+def settings(tmp_path, tiny_run_dir, db_url) -> Settings:
+    return make_settings(tmp_path, tiny_run_dir, db_url=db_url)
 
 
 @pytest.fixture()
 def app(settings):
     app = create_app(settings)
     add_users(app)
-    return app
+    yield app
+    dispose(app)
 
 
 def page_csrf(html: str) -> str:

@@ -11,6 +11,7 @@ from tests.serve.conftest import (
     PASSWORD,
     ROLE_USER,
     add_users,
+    dispose,
     login,
     make_settings,
     png_bytes,
@@ -23,10 +24,11 @@ ROLES = ("anonymous", "clinician", "radiologist", "researcher", "admin")
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, tiny_run_dir):
+def world(tmp_path_factory, tiny_run_dir, module_db_url):
     """One app with: case 1 (clin, boxes, analysed); reads on it assigned to rad:
-    read 1 revealed, read 2 with a draft, read 3 signed, read 4 new."""
-    app = create_app(make_settings(tmp_path_factory.mktemp("authz"), tiny_run_dir))
+    read 1 revealed, read 2 with a draft, read 3 signed, read 4 new. On SQLite and PostgreSQL."""
+    root = tmp_path_factory.mktemp("authz")
+    app = create_app(make_settings(root, tiny_run_dir, db_url=module_db_url))
     user_ids = add_users(app)
     clin, rad = login(app, "clin"), login(app, "rad")
     case_id = upload(clin, png_bytes()).json()["id"]
@@ -44,12 +46,13 @@ def world(tmp_path_factory, tiny_run_dir):
     for read_id in (2, 3):
         rad.post(f"/reads/{read_id}/report", data={**findings, "text": "draft"})
     assert rad.post("/reads/3/sign", data={"csrf_token": rad.csrf}).status_code == 303
-    return {
+    yield {
         "app": app,
         "case": case_id,
         "analysis": analysis_id,
         "user_ids": user_ids,
     }
+    dispose(app)
 
 
 def ids(world) -> dict:
@@ -104,10 +107,16 @@ TABLE = [
         {},
         only({"clinician": 200, "radiologist": 200}),
     ),
+    ("GET", "/cases/{case}/image.dcm", {}, only({"clinician": 200, "radiologist": 200})),
+    ("GET", "/cases/{case}/report.dcm", {}, only({"clinician": 200, "radiologist": 200})),
+    ("GET", "/cases/{case}/report.pdf", {}, only({"clinician": 200, "radiologist": 200})),
     ("POST", "/cases/{case}/analyse", {}, only({"clinician": 303})),
     ("POST", "/cases/{case}/reads", {"data": {"pool": "Reading Center"}}, only({"clinician": 303})),
     ("GET", "/worklist", {}, only({"radiologist": 200})),
     ("GET", "/reads/1", {}, only({"radiologist": 200})),
+    ("GET", "/reads/3/report.dcm", {}, only({"clinician": 200, "radiologist": 200})),
+    ("GET", "/reads/3/report.pdf", {}, only({"clinician": 200, "radiologist": 200})),
+    ("GET", "/reads/2/report.pdf", {}, only({"clinician": 404, "radiologist": 404})),  # unsigned
     ("POST", "/reads/4/impression", {"data": {"finding_L1": "acute"}}, only({"radiologist": 303})),
     ("POST", "/reads/1/reveal", {}, only({"radiologist": 303})),
     ("POST", "/reads/1/report", {"data": {"text": "t"}}, only({"radiologist": 303})),
@@ -205,6 +214,11 @@ OTHERS = [
     ("rad2", "GET", "/cases/{case}/image"),
     ("rad2", "GET", "/api/v1/cases/{case}"),
     ("rad2", "GET", "/reads/1"),
+    ("rad2", "GET", "/reads/3/report.dcm"),
+    ("rad2", "GET", "/cases/{case}/report.pdf"),
+    ("clin2", "GET", "/reads/3/report.pdf"),
+    ("clin2", "GET", "/cases/{case}/report.dcm"),
+    ("clin2", "GET", "/cases/{case}/image.dcm"),
     ("rad2", "POST", "/reads/1/report"),
     ("clin", "GET", "/cases/999999"),
 ]

@@ -13,8 +13,13 @@ from vcfnet.serve.migrations import upgrade_database
 from vcfnet.serve.models import AuditLog, Base, ImmutableRowError, Report
 
 
-def test_upgrade_from_empty_matches_the_models(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+def test_app_runs_on_the_database_asked_for(app, db_url):
+    engine = app.state.vcfnet.session_factory.kw["bind"]
+    assert engine.dialect.name == ("postgresql" if db_url else "sqlite")
+
+
+def test_upgrade_from_empty_matches_the_models(tmp_path, db_url):
+    engine = make_engine(db_url or f"sqlite:///{tmp_path / 'empty.db'}")
     upgrade_database(engine)
     tables = set(inspect(engine).get_table_names())
     assert set(Base.metadata.tables) <= tables and "alembic_version" in tables
@@ -22,6 +27,7 @@ def test_upgrade_from_empty_matches_the_models(tmp_path):
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == [], "models changed without an Alembic revision: " + repr(diff[:3])
     upgrade_database(engine)  # a second start is a no-op
+    engine.dispose()
 
 
 def test_downgrade_to_base_and_up_again(tmp_path):
@@ -75,3 +81,42 @@ def test_session_factory_on_a_fresh_engine(tmp_path):
     upgrade_database(engine)
     with make_session_factory(engine)() as db:
         assert db.query(AuditLog).count() == 0
+
+
+def test_upgrade_0001_to_0002_gives_existing_cases_new_uids(tmp_path, db_url):
+    from sqlalchemy import text
+
+    from vcfnet.serve.models import utcnow
+
+    engine = make_engine(db_url or f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade_database(engine, "0001")
+    now = utcnow()
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, username, display_name, role, hospital, password_hash,"
+                " is_active, created_at, password_changed_at)"
+                " VALUES (1, 'c', '', 'clinician', 'H', 'x', :active, :now, :now)"
+            ),
+            {"now": now, "active": True},
+        )
+        for case_id in (1, 2):
+            connection.execute(
+                text(
+                    "INSERT INTO cases (id, patient_pseudonym, image_key, source_format, width,"
+                    " height, sex, hospital, created_by_id, created_at)"
+                    " VALUES (:id, 'patient-x', :key, 'png', 10, 10, '', 'H', 1, :now)"
+                ),
+                {"id": case_id, "key": f"images/{case_id}.png", "now": now},
+            )
+    upgrade_database(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT study_instance_uid, series_instance_uid, sop_instance_uid FROM cases")
+        ).all()
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []
+    engine.dispose()
+    uids = [uid for row in rows for uid in row]
+    assert len(uids) == 6 and len(set(uids)) == 6
+    assert all(uid.startswith("2.25.") and len(uid) <= 64 for uid in uids)

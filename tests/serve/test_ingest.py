@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 
@@ -103,13 +104,41 @@ def test_dicom_patient_data_is_not_stored(app, tmp_path):
     assert again["patient_pseudonym"] == case["patient_pseudonym"]  # keyed, stable
     root = app.state.vcfnet.storage.root
     files = [p for p in root.rglob("*") if p.is_file()]
-    assert any(p.suffix == ".db" for p in files)
+    on_sqlite = app.state.vcfnet.settings.db_url is None
+    assert any(p.suffix == ".db" for p in files) == on_sqlite
     needles = [*FAKE_IDENTITY.values(), "Testperson", "Quirinus", "99417733", "1948"]
     for path in files:
         content = path.read_bytes()
         for needle in needles:
-            assert needle.encode() not in content, f"{needle!r} found in {path.name}"
+            assert not identity_in(content, needle), f"{needle!r} found in {path.name}"
+    rows = database_dump(app)  # every row of every table, as text (PostgreSQL has no one file)
+    assert case["patient_pseudonym"] in rows
+    for needle in needles:
+        assert not identity_in(rows.encode(), needle), f"{needle!r} found in the database"
     assert not (root / "originals").exists()
+
+
+def identity_in(content: bytes, needle: str) -> bool:
+    """Whether ``needle`` occurs in ``content``; a number only as a whole (not inside the random
+    digits of a UID or a hex token, where "1948" turns up now and then)."""
+    if not needle.isdigit():
+        return needle.encode() in content
+    return (
+        re.search(rb"(?<![0-9A-Za-z])" + needle.encode() + rb"(?![0-9A-Za-z])", content) is not None
+    )
+
+
+def database_dump(app) -> str:
+    from sqlalchemy import select
+
+    from vcfnet.serve.models import Base
+
+    with app.state.vcfnet.session_factory() as db:
+        return "\n".join(
+            repr(tuple(row))
+            for table in Base.metadata.sorted_tables
+            for row in db.execute(select(table))
+        )
 
 
 def test_keep_originals_when_configured(tmp_path, tiny_run_dir):

@@ -47,9 +47,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.vcfnet = build_state(settings)
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
-    from vcfnet.serve.api.routes import api_v1, pages_admin, pages_auth, pages_cases, pages_reads
+    from vcfnet.serve.api.routes import (
+        api_v1,
+        pages_admin,
+        pages_auth,
+        pages_cases,
+        pages_reads,
+        pages_reports,
+    )
 
-    for module in (pages_auth, pages_cases, pages_reads, pages_admin, api_v1):
+    for module in (pages_auth, pages_reports, pages_cases, pages_reads, pages_admin, api_v1):
         app.include_router(module.router)
     add_error_handlers(app)
 

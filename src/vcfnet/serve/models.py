@@ -92,8 +92,19 @@ class ApiKey(Base):
     user: Mapped[User] = relationship(lazy="joined")
 
 
+def new_uid() -> str:
+    """A new DICOM UID (``2.25.<uuid4 as an integer>``: no organisation root needed)."""
+    from pydicom.uid import generate_uid
+
+    return str(generate_uid(prefix=None))
+
+
 class Case(Base):
-    """One de-identified radiograph: a PNG of the display pixels under the data folder."""
+    """One de-identified radiograph: a PNG of the display pixels under the data folder.
+
+    The DICOM UIDs are new ones made at ingest (never the upload's): they name the de-identified
+    Secondary Capture image that the case's DICOM SR reports reference (``serve.export``).
+    """
 
     __tablename__ = "cases"
 
@@ -110,6 +121,11 @@ class Case(Base):
     hospital: Mapped[str] = mapped_column(String(128), index=True)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    study_instance_uid: Mapped[str] = mapped_column(String(64), default=new_uid)
+    series_instance_uid: Mapped[str] = mapped_column(String(64), default=new_uid)
+    sop_instance_uid: Mapped[str] = mapped_column(
+        String(64), default=new_uid, unique=True, index=True
+    )
 
     created_by: Mapped[User] = relationship()
     boxes: Mapped[list[Box]] = relationship(

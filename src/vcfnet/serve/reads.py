@@ -89,6 +89,15 @@ def get_read(db: Session, actor: Actor, read_id: int, action: str = "read.view")
     return read
 
 
+def reads_of_case(db: Session, actor: Actor, case: Case) -> Sequence[ReadRequest]:
+    """The reads of a case (already checked visible to ``actor``) that the actor may see: all of
+    them for its clinicians, a radiologist's own (or pool) reads."""
+    stmt = select(ReadRequest).where(ReadRequest.case_id == case.id)
+    if actor.user.role != "clinician":
+        stmt = stmt.where(visible_reads_clause(actor.user))
+    return db.scalars(stmt.order_by(ReadRequest.id)).all()
+
+
 def start_read(db: Session, actor: Actor, read: ReadRequest) -> None:
     """A radiologist opens a new read: a pool read becomes theirs; status in_progress."""
     _require_reader(actor, read)
