@@ -75,3 +75,24 @@ def test_session_factory_on_a_fresh_engine(tmp_path):
     upgrade_database(engine)
     with make_session_factory(engine)() as db:
         assert db.query(AuditLog).count() == 0
+
+
+def test_every_route_commits_before_its_response():
+    """get_db runs with scope="function": the commit precedes the response (a 303's next page sees
+    it); FastAPI's default would commit after the response is sent, a race the browser tests hit."""
+    from fastapi.routing import APIRoute
+
+    from vcfnet.serve.api.deps import get_db
+    from vcfnet.serve.api.routes import api_v1, pages_admin, pages_auth, pages_cases, pages_reads
+
+    def db_scopes(dependant):
+        for sub in dependant.dependencies:
+            if sub.call is get_db:
+                yield sub.scope
+            yield from db_scopes(sub)
+
+    modules = (api_v1, pages_admin, pages_auth, pages_cases, pages_reads)
+    routes = [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
+    scopes = {r.path: set(db_scopes(r.dependant)) for r in routes}
+    assert any(scopes.values())
+    assert all(s <= {"function"} for s in scopes.values()), scopes
