@@ -88,7 +88,11 @@ def driver(live_server):
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     path = CHROMEDRIVER if Path(CHROMEDRIVER).exists() else shutil.which("chromedriver")
     browser = webdriver.Chrome(service=Service(path), options=options)
-    browser.set_window_size(*WINDOW)
+    # the window's frame is not part of the page: make the viewport itself 1280 x 800
+    frame = browser.execute_script(
+        "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];"
+    )
+    browser.set_window_size(WINDOW[0] + frame[0], WINDOW[1] + frame[1])
     browser.base_url = live_server
     yield browser
     browser.quit()
@@ -259,6 +263,7 @@ def screenshot(driver, name: str) -> None:
         return
     path = Path(folder) / f"platform-{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
+    driver.execute_script("window.scrollTo(0, 0);")
     driver.save_screenshot(str(path))
     image = Image.open(path).convert("RGB")
     image.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(

@@ -75,8 +75,13 @@
       ctx.lineWidth = i === selected ? 2 * line : line;
       ctx.strokeStyle = i === selected ? "#ffd400" : "#00e0ff";
       ctx.strokeRect(b.x1, b.y1, b.x2 - b.x1, b.y2 - b.y1);
+      // the label inside the box's top-left corner, on a dark patch (the heatmap writes above it)
+      const label = `${i + 1} ${b.level}`;
+      const pad = 3 / view.scale;
+      ctx.fillStyle = "rgba(0, 0, 0, 0.6)";
+      ctx.fillRect(b.x1, b.y1, ctx.measureText(label).width + 2 * pad, 18 / view.scale);
       ctx.fillStyle = ctx.strokeStyle;
-      ctx.fillText(`${i + 1} ${b.level}`, b.x1, b.y1 - 4 / view.scale);
+      ctx.fillText(label, b.x1 + pad, b.y1 + 14 / view.scale);
       if (i === selected && editable) {
         const h = HANDLE / view.scale;
         corners(b).forEach(([x, y]) => ctx.fillRect(x - h / 2, y - h / 2, h, h));
