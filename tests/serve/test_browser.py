@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from PIL import Image
 
 from tests.conftest import require_or_skip
 from tests.io.dicom_fixtures import write_dicom
-from tests.serve.conftest import PASSWORD, add_users, make_settings
+from tests.serve import conftest as serve
 from vcfnet.serve.app import create_app
 
 pytestmark = pytest.mark.browser
@@ -43,12 +44,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory, tiny_run_dir) -> Iterator[str]:
-    """Base URL of the platform served by uvicorn on 127.0.0.1 in a background thread."""
+def live_server(tmp_path_factory, tiny_run_dir) -> Iterator[SimpleNamespace]:
+    """The platform served by uvicorn on 127.0.0.1 in a background thread: ``url`` and ``app``."""
     import uvicorn
 
-    app = create_app(make_settings(tmp_path_factory.mktemp("browser"), tiny_run_dir))
-    add_users(app)
+    app = create_app(serve.make_settings(tmp_path_factory.mktemp("browser"), tiny_run_dir))
+    serve.add_users(app)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
@@ -59,7 +60,7 @@ def live_server(tmp_path_factory, tiny_run_dir) -> Iterator[str]:
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", app=app)
     server.should_exit = True
     thread.join(WAIT_S)
 
@@ -93,7 +94,7 @@ def driver(live_server):
         "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];"
     )
     browser.set_window_size(WINDOW[0] + frame[0], WINDOW[1] + frame[1])
-    browser.base_url = live_server
+    browser.base_url = live_server.url
     yield browser
     browser.quit()
 
@@ -171,9 +172,9 @@ def login(driver, username: str) -> None:
     go(driver, "/login")
     name, password = css(driver, "input[name=username]"), css(driver, "input[name=password]")
     name.send_keys(username)
-    password.send_keys(PASSWORD)
+    password.send_keys(serve.PASSWORD)
     assert name.get_attribute("value") == username
-    assert password.get_attribute("value") == PASSWORD
+    assert password.get_attribute("value") == serve.PASSWORD
     submit(driver, "form button[type=submit]")
     assert "/login" not in driver.current_url, f"{username} did not log in"
 
@@ -389,7 +390,7 @@ def test_clinician_to_radiologist_loop(browser, tmp_path):
     assert "Acute wedge fracture of L3." in signed and "signed" in signed
 
 
-def test_keyboard_only(browser, tmp_path):
+def test_keyboard_only(browser, live_server):
     """Log in, reach the viewer, select and move a box, save: with Tab, keys and Enter only."""
     from selenium.webdriver.common.keys import Keys
 
@@ -401,13 +402,16 @@ def test_keyboard_only(browser, tmp_path):
         "the focus on the user name",
     )
     driver.switch_to.active_element.send_keys("clin", Keys.TAB)
-    driver.switch_to.active_element.send_keys(PASSWORD, Keys.ENTER)
+    driver.switch_to.active_element.send_keys(serve.PASSWORD, Keys.ENTER)
     wait_for(driver, lambda: driver.current_url.endswith("/cases"), "the log-in")
-    case_link = css(driver, "main table a[href^='/cases/']").get_attribute("href")
-    driver.get(case_link)
+    api = serve.login(live_server.app, "clin")  # a case with one box, made through the API
+    case = serve.upload(api, serve.png_bytes()).json()
+    box = {"level": "L3", "x1": 40, "y1": 60, "x2": 140, "y2": 130}
+    assert serve.put_boxes(api, case["id"], [box]).status_code == 200
+    go(driver, f"/cases/{case['id']}")
     viewer_ready(driver)
     before = [td.text for td in driver.find_elements("css selector", "table.boxes td")][2:6]
-    assert before, "the first test's box is there"
+    assert before == ["40", "60", "140", "130"]
 
     def tab_to(selector: str, backwards: bool = False) -> None:
         target = css(driver, selector)
