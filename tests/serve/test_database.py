@@ -120,3 +120,31 @@ def test_upgrade_0001_to_0002_gives_existing_cases_new_uids(tmp_path, db_url):
     uids = [uid for row in rows for uid in row]
     assert len(uids) == 6 and len(set(uids)) == 6
     assert all(uid.startswith("2.25.") and len(uid) <= 64 for uid in uids)
+
+
+def test_every_route_commits_before_its_response():
+    """get_db runs with scope="function": the commit precedes the response (a 303's next page sees
+    it); FastAPI's default would commit after the response is sent, a race the browser tests hit."""
+    from fastapi.routing import APIRoute
+
+    from vcfnet.serve.api.deps import get_db
+    from vcfnet.serve.api.routes import (
+        api_v1,
+        pages_admin,
+        pages_auth,
+        pages_cases,
+        pages_reads,
+        pages_reports,
+    )
+
+    def db_scopes(dependant):
+        for sub in dependant.dependencies:
+            if sub.call is get_db:
+                yield sub.scope
+            yield from db_scopes(sub)
+
+    modules = (api_v1, pages_admin, pages_auth, pages_cases, pages_reads, pages_reports)
+    routes = [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
+    scopes = {r.path: set(db_scopes(r.dependant)) for r in routes}
+    assert any(scopes.values())
+    assert all(s <= {"function"} for s in scopes.values()), scopes

@@ -67,9 +67,15 @@ def app_state(request: Request) -> AppState:
 
 
 def get_db(request: Request) -> Iterator[Session]:
-    """A session per request; committed by the route (or rolled back on error)."""
+    """A session per request: committed when the route returns (rolled back if it raises)."""
     with session_scope(app_state(request).session_factory) as session:
         yield session
+
+
+#: The request's session, ended with ``scope="function"``: committed before the response is sent.
+#: FastAPI's default ends a yield dependency after the response, so a browser following a 303
+#: (log in, upload, sign) could ask for the next page before the commit and miss the change.
+DbSession = Annotated[Session, Depends(get_db, scope="function")]
 
 
 def client_address(request: Request) -> str:
@@ -120,7 +126,7 @@ def page_user(*roles: str):
     """Dependency: the logged-in user of a page (cookie), with one of ``roles`` (any if none)."""
     _validate(roles)
 
-    def authenticate(request: Request, db: Annotated[Session, Depends(get_db)]) -> Auth:
+    def authenticate(request: Request, db: DbSession) -> Auth:
         auth = cookie_auth(request, db)  # a database query: sync, so it runs in a worker thread
         if auth is None:
             raise LoginRequiredError(request.url.path)
@@ -137,7 +143,7 @@ def api_user(*roles: str):
     """Dependency: the user of an API request (API key or cookie), with one of ``roles``."""
     _validate(roles)
 
-    def authenticate(request: Request, db: Annotated[Session, Depends(get_db)]) -> Auth:
+    def authenticate(request: Request, db: DbSession) -> Auth:
         auth = bearer_auth(request, db) or cookie_auth(request, db)
         if auth is None:
             raise HTTPException(401, "log in or send 'Authorization: Bearer <API key>'")

@@ -15,7 +15,7 @@
   const HANDLE = 8; // px on screen
   const MIN_SIZE = 4; // px on the image
 
-  const view = { scale: 1, ox: 0, oy: 0, invert: false, window: 255, level: 128, opacity: 0.6 };
+  const view = { scale: 1, ox: 0, oy: 0, invert: false, window: 255, level: 128, opacity: 0.6, heatmap: true };
   const boxes = data.boxes.map((b) => ({ ...b }));
   let selected = boxes.length ? 0 : -1;
   let mode = editable ? "select" : "pan";
@@ -64,7 +64,7 @@
     ctx.setTransform(view.scale, 0, 0, view.scale, view.ox, view.oy);
     ctx.imageSmoothingEnabled = view.scale < 1;
     ctx.drawImage(display, 0, 0);
-    if (heatmap && heatmap.complete && heatmap.naturalWidth) {
+    if (view.heatmap && heatmap && heatmap.complete && heatmap.naturalWidth) {
       ctx.globalAlpha = view.opacity;
       ctx.drawImage(heatmap, 0, 0, data.width, data.height);
       ctx.globalAlpha = 1;
@@ -75,8 +75,13 @@
       ctx.lineWidth = i === selected ? 2 * line : line;
       ctx.strokeStyle = i === selected ? "#ffd400" : "#00e0ff";
       ctx.strokeRect(b.x1, b.y1, b.x2 - b.x1, b.y2 - b.y1);
+      // the label inside the box's top-left corner, on a dark patch (the heatmap writes above it)
+      const label = `${i + 1} ${b.level}`;
+      const pad = 3 / view.scale;
+      ctx.fillStyle = "rgba(0, 0, 0, 0.6)";
+      ctx.fillRect(b.x1, b.y1, ctx.measureText(label).width + 2 * pad, 18 / view.scale);
       ctx.fillStyle = ctx.strokeStyle;
-      ctx.fillText(`${i + 1} ${b.level}`, b.x1, b.y1 - 4 / view.scale);
+      ctx.fillText(label, b.x1 + pad, b.y1 + 14 / view.scale);
       if (i === selected && editable) {
         const h = HANDLE / view.scale;
         corners(b).forEach(([x, y]) => ctx.fillRect(x - h / 2, y - h / 2, h, h));
@@ -218,8 +223,10 @@
     else if (editable && key === "d") setMode("draw");
     else if (editable && key === "s") setMode("select");
     else if (key === "p") setMode("pan");
-    else if (editable && key === "Tab" && boxes.length) {
-      selected = (selected + (event.shiftKey ? boxes.length - 1 : 1)) % boxes.length;
+    else if (key === "h" && heatmap) toggleHeatmap(!view.heatmap);
+    else if (editable && (key === "n" || key === "N") && boxes.length) {
+      // not Tab: Tab must leave the canvas (no keyboard trap)
+      selected = (selected + (key === "N" ? boxes.length - 1 : 1)) % boxes.length;
       say(`Box ${selected + 1} (${boxes[selected].level}) selected`);
       draw();
     } else if (editable && key.startsWith("Arrow") && selected >= 0) nudge(event);
@@ -227,6 +234,13 @@
     else return;
     event.preventDefault();
   });
+
+  function toggleHeatmap(on) {
+    view.heatmap = on;
+    const box = control("heatmap");
+    if (box) box.checked = on;
+    draw();
+  }
 
   function deleteSelected() {
     if (selected < 0) return;
@@ -282,6 +296,7 @@
     if (name === "window") view.window = Number(event.target.value);
     else if (name === "level") view.level = Number(event.target.value);
     else if (name === "opacity") { view.opacity = Number(event.target.value) / 100; draw(); return; }
+    else if (name === "heatmap") { toggleHeatmap(event.target.checked); return; }
     else return;
     applyWindow(); draw();
   });
@@ -308,8 +323,12 @@
     displayCtx.drawImage(image, 0, 0);
     raw = displayCtx.getImageData(0, 0, data.width, data.height);
     applyWindow(); fit(); renderTable(); draw();
-    say(editable ? "Draw mode: d. Select: s. Pan: p. Tab cycles boxes; arrows move; Shift+arrows resize." : "");
+    root.dataset.ready = "true";
+    say(editable ? "Draw mode: d. Select: s. Pan: p. n selects the next box; arrows move it; Shift+arrows resize." : "");
   });
-  if (heatmap) { heatmap.addEventListener("load", draw); heatmap.src = data.heatmap_url; }
+  if (heatmap) {
+    heatmap.addEventListener("load", () => { root.dataset.heatmap = "loaded"; draw(); });
+    heatmap.src = data.heatmap_url;
+  }
   image.src = data.image_url;
 })();

@@ -7,11 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
 from vcfnet.serve import crud, reads
 from vcfnet.serve.analysis import analyse_case, analysis_dict
-from vcfnet.serve.api.deps import Auth, api_user, app_state, get_db
+from vcfnet.serve.api.deps import Auth, DbSession, api_user, app_state
 from vcfnet.serve.ingest import ingest_upload, patient_pseudonym, read_upload
 from vcfnet.serve.models import Case
 
@@ -61,9 +60,7 @@ def me(*, auth: Annotated[Auth, Depends(any_user)]) -> dict:
 
 
 @router.get("/cases")
-def list_cases(
-    *, auth: Annotated[Auth, Depends(viewer)], db: Annotated[Session, Depends(get_db)]
-) -> list[dict]:
+def list_cases(*, auth: Annotated[Auth, Depends(viewer)], db: DbSession) -> list[dict]:
     return [case_dict(c, auth.user) for c in crud.list_cases(db, auth.actor)]
 
 
@@ -73,7 +70,7 @@ def upload_case(
     request: Request,
     file: Annotated[UploadFile, File()],
     auth: Annotated[Auth, Depends(clinician)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ) -> dict:
     """Upload a DICOM, PNG or JPEG radiograph; it is de-identified and stored as a case."""
     state = app_state(request)
@@ -84,9 +81,7 @@ def upload_case(
 
 
 @router.get("/cases/{case_id}")
-def get_case(
-    *, case_id: int, auth: Annotated[Auth, Depends(viewer)], db: Annotated[Session, Depends(get_db)]
-) -> dict:
+def get_case(*, case_id: int, auth: Annotated[Auth, Depends(viewer)], db: DbSession) -> dict:
     return case_dict(crud.get_case(db, auth.actor, case_id), auth.user)
 
 
@@ -96,7 +91,7 @@ def put_boxes(
     case_id: int,
     body: BoxesIn,
     auth: Annotated[Auth, Depends(clinician)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ) -> dict:
     """Replace the case's boxes (pixel coordinates, level T11-S1)."""
     case = crud.get_case(db, auth.actor, case_id)
@@ -110,7 +105,7 @@ def analyse(
     request: Request,
     case_id: int,
     auth: Annotated[Auth, Depends(clinician)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ) -> dict:
     """Run the model on the case's boxes (a sync route: it runs on a worker thread)."""
     state = app_state(request)
@@ -123,7 +118,7 @@ def worklist(
     *,
     status: str = "",
     auth: Annotated[Auth, Depends(radiologist)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ) -> list[dict]:
     return [
         {
@@ -147,7 +142,7 @@ def predict(
     box: Annotated[list[str], Form(description="x1,y1,x2,y2 in pixels; repeat for more boxes")],
     level: Annotated[list[str] | None, Form(description="the level of each box, in order")] = None,
     auth: Annotated[Auth, Depends(predictor_roles)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ) -> list[dict]:
     """What ``vcfnet predict --format json`` prints for one radiograph; nothing is stored."""
     state = app_state(request)

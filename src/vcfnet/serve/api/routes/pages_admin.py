@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from vcfnet.serve import crud
-from vcfnet.serve.api.deps import Auth, app_state, get_db, page_user
+from vcfnet.serve.api.deps import Auth, DbSession, app_state, page_user
 from vcfnet.serve.api.routes import render, see_other
 from vcfnet.serve.models import ROLES, AuditLog, User
 
@@ -23,7 +22,7 @@ def users_page(
     *,
     request: Request,
     auth: Annotated[Auth, Depends(admin)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     crud.audit(db, auth.actor, "admin.users.view")
     return render(request, "admin_users.html", auth, users=crud.list_users(db), roles=ROLES)
@@ -39,7 +38,7 @@ def add_user(
     hospital: Annotated[str, Form(max_length=128)] = "",
     display_name: Annotated[str, Form(max_length=128)] = "",
     auth: Annotated[Auth, Depends(admin)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     crud.create_user(
         db,
@@ -60,7 +59,7 @@ def set_active(
     user_id: int,
     active: Annotated[bool, Form()],
     auth: Annotated[Auth, Depends(admin)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     user = db.get(User, user_id)
     if user is None:
@@ -79,7 +78,7 @@ def audit_page(
     case_id: int | None = None,
     before_id: int | None = None,
     auth: Annotated[Auth, Depends(admin)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     stmt = select(AuditLog).order_by(AuditLog.id.desc()).limit(AUDIT_PAGE)
     if action:

@@ -8,10 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from vcfnet.serve import crud, security
-from vcfnet.serve.api.deps import Auth, app_state, client_address, get_db, page_user
+from vcfnet.serve.api.deps import Auth, DbSession, app_state, client_address, page_user
 from vcfnet.serve.api.routes import HOME_BY_ROLE, render, see_other
 from vcfnet.serve.models import ApiKey
 
@@ -65,7 +64,7 @@ def login(
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=1024)],
     csrf_token: Annotated[str, Form()] = "",
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ) -> Response:
     settings = app_state(request).settings
     client = client_address(request)
@@ -98,7 +97,7 @@ def logout(
     *,
     request: Request,
     auth: Annotated[Auth, Depends(page_user())],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     auth.session.revoked_at = crud.utcnow()
     crud.audit(db, auth.actor, "logout")
@@ -112,7 +111,7 @@ def account_page(
     *,
     request: Request,
     auth: Annotated[Auth, Depends(page_user())],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     keys = db.scalars(
         select(ApiKey).where(ApiKey.user_id == auth.user.id, ApiKey.revoked_at.is_(None))
@@ -127,7 +126,7 @@ def change_password(
     current_password: Annotated[str, Form(max_length=1024)],
     new_password: Annotated[str, Form(max_length=1024)],
     auth: Annotated[Auth, Depends(page_user())],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ) -> Response:
     """New password: every session is revoked, this browser gets a fresh one."""
     settings = app_state(request).settings
@@ -155,7 +154,7 @@ def create_api_key(
     request: Request,
     name: Annotated[str, Form(max_length=64)] = "",
     auth: Annotated[Auth, Depends(page_user())],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ) -> Response:
     key, _ = security.create_api_key(db, auth.user, name)
     crud.audit(db, auth.actor, "apikey.create")
@@ -171,7 +170,7 @@ def revoke_api_key(
     *,
     key_id: int,
     auth: Annotated[Auth, Depends(page_user())],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     row = db.get(ApiKey, key_id)
     if row is None or row.user_id != auth.user.id:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from vcfnet.serve import crud, reads
 from vcfnet.serve.analysis import analyse_case, analysis_dict
-from vcfnet.serve.api.deps import Auth, app_state, get_db, page_user
+from vcfnet.serve.api.deps import Auth, DbSession, app_state, page_user
 from vcfnet.serve.api.routes import render, see_other
 from vcfnet.serve.ingest import ingest_upload
 from vcfnet.serve.models import BOX_LEVELS, Analysis, Case
@@ -25,7 +25,7 @@ def case_list(
     *,
     request: Request,
     auth: Annotated[Auth, Depends(clinician)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     cases = crud.list_cases(db, auth.actor)
     return render(request, "cases.html", auth, cases=cases)
@@ -43,7 +43,7 @@ def upload(
     request: Request,
     file: Annotated[UploadFile, File()],
     auth: Annotated[Auth, Depends(clinician)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     state = app_state(request)
     case = ingest_upload(
@@ -79,7 +79,7 @@ def case_page(
     request: Request,
     case_id: int,
     auth: Annotated[Auth, Depends(clinician)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     case = crud.get_case(db, auth.actor, case_id)
     return render(
@@ -102,7 +102,7 @@ def case_image(
     request: Request,
     case_id: int,
     auth: Annotated[Auth, Depends(viewer)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     case = crud.get_case(db, auth.actor, case_id, action="case.image")
     data = app_state(request).storage.read_bytes(case.image_key)
@@ -116,7 +116,7 @@ def heatmap_image(
     case_id: int,
     analysis_id: int,
     auth: Annotated[Auth, Depends(viewer)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     case = crud.get_case(db, auth.actor, case_id, action="analysis.heatmap")
     analysis = db.get(Analysis, analysis_id)
@@ -133,7 +133,7 @@ def analyse(
     request: Request,
     case_id: int,
     auth: Annotated[Auth, Depends(clinician)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     """Blocking inference: a sync route, so FastAPI runs it on a worker thread, not the loop."""
     state = app_state(request)
@@ -150,7 +150,7 @@ def request_read(
     pool: Annotated[str, Form(max_length=128)] = "",
     note: Annotated[str, Form(max_length=reads.MAX_TEXT)] = "",
     auth: Annotated[Auth, Depends(clinician)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     case = crud.get_case(db, auth.actor, case_id)
     reads.request_read(db, auth.actor, case, radiologist=radiologist, pool=pool, note=note)

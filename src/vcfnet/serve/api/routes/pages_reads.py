@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
-from sqlalchemy.orm import Session
 
 from vcfnet.labels import CLASS_NAMES
 from vcfnet.serve import reads
-from vcfnet.serve.api.deps import Auth, get_db, page_user
+from vcfnet.serve.api.deps import Auth, DbSession, page_user
 from vcfnet.serve.api.routes import render, see_other
 from vcfnet.serve.api.routes.pages_cases import case_context
 from vcfnet.serve.models import BOX_LEVELS, READ_STATUSES, utcnow
@@ -32,7 +31,7 @@ def worklist(
     request: Request,
     status: str = "",
     auth: Annotated[Auth, Depends(radiologist)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     items = reads.worklist(db, auth.actor, status)
     now = utcnow()
@@ -53,7 +52,7 @@ def read_page(
     request: Request,
     read_id: int,
     auth: Annotated[Auth, Depends(radiologist)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     read = reads.get_read(db, auth.actor, read_id)
     show_ai = reads.ai_visible_to(auth.user, read)
@@ -79,7 +78,7 @@ def first_impression(
     read_id: int,
     auth: Annotated[Auth, Depends(radiologist)],
     findings: Annotated[dict, Depends(level_findings)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     read = reads.get_read(db, auth.actor, read_id, action="read.open")
     reads.record_first_impression(db, auth.actor, read, findings)
@@ -91,7 +90,7 @@ def reveal(
     *,
     read_id: int,
     auth: Annotated[Auth, Depends(radiologist)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     read = reads.get_read(db, auth.actor, read_id, action="read.open")
     reads.reveal_ai(db, auth.actor, read)
@@ -105,7 +104,7 @@ def save_report(
     text: Annotated[str, Form(max_length=reads.MAX_TEXT)] = "",
     auth: Annotated[Auth, Depends(radiologist)],
     findings: Annotated[dict, Depends(level_findings)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     read = reads.get_read(db, auth.actor, read_id, action="read.open")
     reads.save_draft(db, auth.actor, read, findings, text)
@@ -117,7 +116,7 @@ def sign(
     *,
     read_id: int,
     auth: Annotated[Auth, Depends(radiologist)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     read = reads.get_read(db, auth.actor, read_id, action="read.open")
     reads.sign_report(db, auth.actor, read)
@@ -131,7 +130,7 @@ def addendum(
     text: Annotated[str, Form(max_length=reads.MAX_TEXT)] = "",
     auth: Annotated[Auth, Depends(radiologist)],
     findings: Annotated[dict, Depends(level_findings)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     read = reads.get_read(db, auth.actor, read_id, action="read.open")
     reads.add_addendum(db, auth.actor, read, findings, text)

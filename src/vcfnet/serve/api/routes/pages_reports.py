@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from vcfnet.serve import crud, export, reads
 from vcfnet.serve.analysis import case_pixels
-from vcfnet.serve.api.deps import Auth, app_state, get_db, page_user
+from vcfnet.serve.api.deps import Auth, DbSession, app_state, page_user
 from vcfnet.serve.models import ReadRequest
 
 router = APIRouter(include_in_schema=False)
@@ -77,7 +77,7 @@ def read_report_sr(
     request: Request,
     read_id: int,
     auth: Annotated[Auth, Depends(reader)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     return _sr(request, _read(db, auth, read_id, "sr"))
 
@@ -88,7 +88,7 @@ def read_report_pdf(
     request: Request,
     read_id: int,
     auth: Annotated[Auth, Depends(reader)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     return _pdf(request, _read(db, auth, read_id, "pdf"))
 
@@ -99,7 +99,7 @@ def case_report_sr(
     request: Request,
     case_id: int,
     auth: Annotated[Auth, Depends(reader)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     return _sr(request, _case(db, auth, case_id, "sr"))
 
@@ -110,7 +110,7 @@ def case_report_pdf(
     request: Request,
     case_id: int,
     auth: Annotated[Auth, Depends(reader)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     return _pdf(request, _case(db, auth, case_id, "pdf"))
 
@@ -121,7 +121,7 @@ def case_image_dicom(
     request: Request,
     case_id: int,
     auth: Annotated[Auth, Depends(reader)],
-    db: Annotated[Session, Depends(get_db)],
+    db: DbSession,
 ):
     """The de-identified Secondary Capture of the case (what the SR's regions refer to)."""
     case = crud.get_case(db, auth.actor, case_id, action="case.image_dicom")
