@@ -109,3 +109,21 @@ def test_no_raw_identity_in_prepared_data(demo_dir):
             for secret in secrets:
                 assert secret.encode() not in blob, (secret, path)
             assert dcm.stem not in path.name
+
+
+def test_small_samples_are_marked_and_never_shown_as_certain(demo_dir):
+    """At this tiny scale every external class is small: the report marks the rows, prints no
+    zero-width AUC interval, and gives percentages their Wilson intervals (issue 19)."""
+    import pandas as pd
+
+    out, _ = demo_dir
+    md = (out / "report.md").read_text()
+    assert "1.000 (1.000-1.000)" not in md and "0.000 (0.000-0.000)" not in md
+    metrics = pd.read_csv(out / "evaluation" / "metrics.csv")
+    small = metrics[(metrics["class"] != "overall") & (metrics["auc_ci_method"] == "newcombe")]
+    assert len(small) and md.count("†") >= len(small)
+    table3 = md[md.index("Table 3") :]
+    readers = pd.read_csv(out / "readers" / "readers.csv")
+    one_case = readers[(readers["class"] != "overall") & (readers["n"] == 1)]
+    assert len(one_case) == 0 or "not estimable" in table3
+    assert re.search(r"\| \d+\.\d \(\d+\.\d-\d+\.\d\) \|", md)  # a percentage with its interval

@@ -117,7 +117,7 @@ def auc_cell(auc: float, low: float, high: float, method: str = "", estimable: b
     return text
 
 
-def _pct_ci(value: float, low: float, high: float) -> str:
+def pct_ci(value: float, low: float, high: float) -> str:
     """'100.0 (20.7-100.0)': a percentage with its Wilson interval."""
     if not np.isfinite(value):
         return ""
@@ -136,7 +136,7 @@ def _report_table(table: pd.DataFrame, level: float) -> pd.DataFrame:
     for col in ("accuracy", "sensitivity", "specificity", "precision", "f1", "ppv", "npv"):
         if f"{col}_ci_low" in table:
             cells = [
-                _pct_ci(v, lo, hi)
+                pct_ci(v, lo, hi)
                 for v, lo, hi in zip(
                     table[col], table[f"{col}_ci_low"], table[f"{col}_ci_high"], strict=True
                 )

@@ -13,7 +13,7 @@ import pandas as pd
 from vcfnet import __version__
 from vcfnet.data.manifest import read_manifest
 from vcfnet.data.summary import cohort_table
-from vcfnet.evaluation.report import SMALL_SAMPLE_MARK, auc_cell
+from vcfnet.evaluation.report import SMALL_SAMPLE_MARK, auc_cell, pct_ci
 from vcfnet.report.figures import save_figure
 from vcfnet.report.html import Report
 from vcfnet.stats.roc import SMALL_SAMPLE_MIN_CASES
@@ -26,6 +26,26 @@ _ROLE_ORDER = {"development": 0, "external": 1, "prospective": 2}
 
 def _pct(value: float) -> str:
     return "" if value is None or not np.isfinite(value) else f"{100 * value:.1f}"
+
+
+def _pct_with_ci(row: Mapping, column: str) -> str:
+    """'83.3 (43.6-97.0)' where the table has the Wilson interval of ``column``, else '83.3'."""
+    if f"{column}_ci_low" not in row:
+        return _pct(row[column])
+    return pct_ci(row[column], row[f"{column}_ci_low"], row[f"{column}_ci_high"])
+
+
+def _single_point_auc(row: Mapping, n_total: int) -> str:
+    """A reader's AUC, marked † when a class side has fewer than SMALL_SAMPLE_MIN_CASES cases (no
+    interval is computed for a single operating point) and 'not estimable' with one case."""
+    auc = row["auc"]
+    if not np.isfinite(auc):
+        return ""
+    n_pos = int(row["n"])
+    if min(n_pos, n_total - n_pos) <= 1:
+        return f"{auc:.3f} {SMALL_SAMPLE_MARK} not estimable"
+    small = min(n_pos, n_total - n_pos) < SMALL_SAMPLE_MIN_CASES
+    return f"{auc:.3f} {SMALL_SAMPLE_MARK}" if small else f"{auc:.3f}"
 
 
 def _header(column: str) -> str:
@@ -52,7 +72,7 @@ def metrics_as_table2(metrics: pd.DataFrame) -> pd.DataFrame:
                 bool(r.get("auc_estimable", True)),
             ),
         }
-        row.update({_header(c): _pct(r[c]) for c in _PCT_COLUMNS})
+        row.update({_header(c): _pct_with_ci(r, c) for c in _PCT_COLUMNS})
         row["Top-1"] = _pct(r["top1_accuracy"]) if overall else ""
         rows.append(row)
     return pd.DataFrame(rows)
@@ -117,19 +137,27 @@ def _mrmc_table(mrmc: dict) -> pd.DataFrame:
 
 
 def _reader_table(readers_csv: Path) -> pd.DataFrame:
+    """Table 3: per reader, mode and class the AUC (marked where small) and percentages with
+    their Wilson intervals."""
     t = pd.read_csv(readers_csv, keep_default_na=False, na_values=[""])
-    out = pd.DataFrame(
-        {
-            "reader": t["reader"],
-            "mode": t["mode"],
-            "class": t["class"],
-            "n": t["n"],
-            "AUC": t["auc"].where(t["class"] != "overall", t.get("macro_auc", t["auc"])),
-        }
-    )
-    for c in _PCT_COLUMNS:
-        out[_header(c)] = t[c].map(_pct)
-    return out
+    totals = t[t["class"] == "overall"].set_index(["reader", "mode"])["n"]
+    rows = []
+    for r in t.to_dict("records"):
+        overall = r["class"] == "overall"
+        row = {"reader": r["reader"], "mode": r["mode"], "class": r["class"], "n": r["n"]}
+        n_total = int(totals.get((r["reader"], r["mode"]), r["n"]))
+        row["AUC"] = (
+            (
+                _pct(np.nan)
+                if not np.isfinite(r.get("macro_auc", np.nan))
+                else f"{r['macro_auc']:.3f}"
+            )
+            if overall
+            else _single_point_auc(r, n_total)
+        )
+        row.update({_header(c): _pct_with_ci(r, c) for c in _PCT_COLUMNS})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _header_section(report: Report, paths: DemoPaths, cfg: DemoConfig) -> None:
@@ -206,7 +234,7 @@ def _table2_section(
     )
     report.table(
         metrics_as_table2(metrics),
-        caption="vcfnet on the synthetic cohort (percent; AUC as fraction)",
+        caption="vcfnet on the synthetic cohort (percent with 95% Wilson CI; AUC as fraction)",
     )
     report.table(paper_table2_for(sites), caption="The paper's Table 2 (percent)")
     report.heading("Figure 5. ROC curves and normalised confusion matrices per site")
@@ -236,7 +264,9 @@ def _table3_section(report: Report, paths: DemoPaths, cfg: DemoConfig) -> None:
     if (paths.readers / "readers.csv").is_file():
         report.table(
             _reader_table(paths.readers / "readers.csv"),
-            caption="Table 3 (percent; AUC as fraction)",
+            caption=f"Table 3 (percent with 95% Wilson CI; AUC as fraction; "
+            f"{SMALL_SAMPLE_MARK} fewer than {SMALL_SAMPLE_MIN_CASES} cases on one side of the "
+            "one-vs-rest split: a single operating point has no interval, read it with care)",
         )
     for png, caption, wide in (
         (
