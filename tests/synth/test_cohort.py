@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +108,28 @@ def test_same_seed_same_bytes_any_workers(cohort, tmp_path):
         SynthConfig(out=tmp_path / "again", scale=SCALE, size=SIZE, workers=2, seed=7)
     )
     assert _files(again.out) == _files(cohort)
+
+
+def test_plan_does_not_depend_on_the_hash_seed():
+    """Processes with other PYTHONHASHSEEDs plan the same patients (no set-order tie-breaks)."""
+    code = (
+        "from vcfnet.synth.cohort import SynthConfig, plan_site;"
+        "from vcfnet.synth.sites import preset_sites;"
+        "print([(t.age, t.sex, t.fractures) for i, s in enumerate(preset_sites('paper', 0.003))"
+        " for t in plan_site(s, i, SynthConfig(seed=3))])"
+    )
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(h), "PYTHONPATH": src},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for h in range(1, 6)
+    }
+    assert len(outs) == 1
 
 
 def test_other_seed_other_images(tmp_path):

@@ -188,7 +188,7 @@ def plan_site(site: SiteSpec, site_index: int, cfg: SynthConfig) -> list[ImageTa
     for i, k in enumerate(sizes):
         mine = labels[start : start + k]
         start += k
-        main = max(set(mine), key=mine.count)
+        main = max(CLASS_NAMES, key=mine.count)  # ties: the first class (not set order)
         if main == "pathologic":  # more often younger men
             age = rng.normal(site.age_mean - 10, site.age_sd * 0.9)
             female = rng.random() < site.female_fraction - 0.3
