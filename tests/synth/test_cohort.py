@@ -213,6 +213,54 @@ def test_boxes_surround_their_vertebra(cohort):
             assert ys == sorted(ys)
 
 
+def test_vertebrae_json_lists_every_visible_body(cohort):
+    """vertebrae/<image>.json: every body T11-S1 in the image, in order, boxes holding their six
+    points; the fractured ones are exactly the XML's (which holds no others); the CSV says the same."""
+    order = ["T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1"]
+    for site in SITES:
+        truth = _group(_csv(cohort / site / "truth.csv"))
+        csv_rows = _group(_csv(cohort / site / "vertebrae.csv"))
+        images = sorted((cohort / site / "images").glob("*.dcm"))
+        assert sorted(p.stem for p in (cohort / site / "vertebrae").glob("*.json")) == [
+            p.stem for p in images
+        ]
+        for dcm in images:
+            doc = json.loads((cohort / site / "vertebrae" / f"{dcm.stem}.json").read_text())
+            assert doc["image"] == dcm.name and doc["format"] == "vcfnet-vertebrae"
+            ds = pydicom.dcmread(dcm, stop_before_pixels=True)
+            assert (doc["rows"], doc["columns"]) == (ds.Rows, ds.Columns)
+            assert doc["pixel_spacing_mm"] == [float(v) for v in ds.PixelSpacing]
+            verts = doc["vertebrae"]
+            levels = [v["level"] for v in verts]
+            assert len(levels) >= 6 and levels == [lv for lv in order if lv in levels]
+            assert levels == order[order.index(levels[0]) : order.index(levels[-1]) + 1]
+            for v in verts:
+                pts = np.asarray(v["points"])
+                x1, y1, x2, y2 = v["box"]
+                assert pts.shape == (6, 2)
+                assert (pts[:, 0] >= x1).all() and (pts[:, 0] <= x2).all(), (dcm.name, v)
+                assert (pts[:, 1] >= y1).all() and (pts[:, 1] <= y2).all(), (dcm.name, v)
+                assert (pts[3:, 1] > pts[:3, 1]).all()  # lower endplate below the upper
+                assert (pts[[0, 3], 0] < pts[[1, 4], 0]).all()  # anterior (left) of middle
+                assert (pts[[1, 4], 0] < pts[[2, 5], 0]).all()
+            boxed = {r["level"]: r for r in truth.get(dcm.stem, [])}
+            fractured = {v["level"]: v for v in verts if v["label"] != "normal"}
+            assert fractured.keys() == boxed.keys()
+            for lv, v in fractured.items():
+                assert (v["label"], v["genant_grade"], v["shape"]) == (
+                    boxed[lv]["label"],
+                    int(boxed[lv]["genant_grade"]),
+                    boxed[lv]["shape"],
+                )
+            xml = read_voc(cohort / site / "annotations" / f"{dcm.stem}.xml")
+            assert len(xml.objects) == len(fractured)
+            rows = csv_rows[dcm.name]
+            assert [r["level"] for r in rows] == levels
+            for r, v in zip(rows, verts, strict=True):
+                assert float(r["lower_posterior_y"]) == v["points"][5][1]
+                assert float(r["xmin"]) == v["box"][0] and int(r["truncated"]) == v["truncated"]
+
+
 def _group(rows):
     out = {}
     for r in rows:
