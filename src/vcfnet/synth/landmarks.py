@@ -18,18 +18,10 @@ import json
 
 import numpy as np
 
+from vcfnet.morphometry import POINT_NAMES
 from vcfnet.synth.anatomy import Vertebra
 from vcfnet.synth.fractures import MEASURE_U
 
-#: the six points, in order: upper endplate anterior/middle/posterior, lower endplate likewise
-POINT_NAMES: tuple[str, ...] = (
-    "upper_anterior",
-    "upper_middle",
-    "upper_posterior",
-    "lower_anterior",
-    "lower_middle",
-    "lower_posterior",
-)
 VERTEBRA_COLUMNS: tuple[str, ...] = (
     "image",
     "level",
