@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +110,28 @@ def test_same_seed_same_bytes_any_workers(cohort, tmp_path):
     assert _files(again.out) == _files(cohort)
 
 
+def test_plan_does_not_depend_on_the_hash_seed():
+    """Processes with other PYTHONHASHSEEDs plan the same patients (no set-order tie-breaks)."""
+    code = (
+        "from vcfnet.synth.cohort import SynthConfig, plan_site;"
+        "from vcfnet.synth.sites import preset_sites;"
+        "print([(t.age, t.sex, t.fractures) for i, s in enumerate(preset_sites('paper', 0.003))"
+        " for t in plan_site(s, i, SynthConfig(seed=3))])"
+    )
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(h), "PYTHONPATH": src},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for h in range(1, 6)
+    }
+    assert len(outs) == 1
+
+
 def test_other_seed_other_images(tmp_path):
     a = generate_cohort(SynthConfig(out=tmp_path / "a", scale=0.001, size=SIZE, workers=1, seed=1))
     b = generate_cohort(SynthConfig(out=tmp_path / "b", scale=0.001, size=SIZE, workers=1, seed=2))
@@ -186,6 +211,54 @@ def test_boxes_surround_their_vertebra(cohort):
                 float(r["ymin"]) for r in sorted(image_rows, key=lambda r: order.index(r["level"]))
             ]
             assert ys == sorted(ys)
+
+
+def test_vertebrae_json_lists_every_visible_body(cohort):
+    """vertebrae/<image>.json: every body T11-S1 in the image, in order, boxes holding their six
+    points; the fractured ones are exactly the XML's (which holds no others); the CSV says the same."""
+    order = ["T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1"]
+    for site in SITES:
+        truth = _group(_csv(cohort / site / "truth.csv"))
+        csv_rows = _group(_csv(cohort / site / "vertebrae.csv"))
+        images = sorted((cohort / site / "images").glob("*.dcm"))
+        assert sorted(p.stem for p in (cohort / site / "vertebrae").glob("*.json")) == [
+            p.stem for p in images
+        ]
+        for dcm in images:
+            doc = json.loads((cohort / site / "vertebrae" / f"{dcm.stem}.json").read_text())
+            assert doc["image"] == dcm.name and doc["format"] == "vcfnet-vertebrae"
+            ds = pydicom.dcmread(dcm, stop_before_pixels=True)
+            assert (doc["rows"], doc["columns"]) == (ds.Rows, ds.Columns)
+            assert doc["pixel_spacing_mm"] == [float(v) for v in ds.PixelSpacing]
+            verts = doc["vertebrae"]
+            levels = [v["level"] for v in verts]
+            assert len(levels) >= 6 and levels == [lv for lv in order if lv in levels]
+            assert levels == order[order.index(levels[0]) : order.index(levels[-1]) + 1]
+            for v in verts:
+                pts = np.asarray(v["points"])
+                x1, y1, x2, y2 = v["box"]
+                assert pts.shape == (6, 2)
+                assert (pts[:, 0] >= x1).all() and (pts[:, 0] <= x2).all(), (dcm.name, v)
+                assert (pts[:, 1] >= y1).all() and (pts[:, 1] <= y2).all(), (dcm.name, v)
+                assert (pts[3:, 1] > pts[:3, 1]).all()  # lower endplate below the upper
+                assert (pts[[0, 3], 0] < pts[[1, 4], 0]).all()  # anterior (left) of middle
+                assert (pts[[1, 4], 0] < pts[[2, 5], 0]).all()
+            boxed = {r["level"]: r for r in truth.get(dcm.stem, [])}
+            fractured = {v["level"]: v for v in verts if v["label"] != "normal"}
+            assert fractured.keys() == boxed.keys()
+            for lv, v in fractured.items():
+                assert (v["label"], v["genant_grade"], v["shape"]) == (
+                    boxed[lv]["label"],
+                    int(boxed[lv]["genant_grade"]),
+                    boxed[lv]["shape"],
+                )
+            xml = read_voc(cohort / site / "annotations" / f"{dcm.stem}.xml")
+            assert len(xml.objects) == len(fractured)
+            rows = csv_rows[dcm.name]
+            assert [r["level"] for r in rows] == levels
+            for r, v in zip(rows, verts, strict=True):
+                assert float(r["lower_posterior_y"]) == v["points"][5][1]
+                assert float(r["xmin"]) == v["box"][0] and int(r["truncated"]) == v["truncated"]
 
 
 def _group(rows):

@@ -81,6 +81,12 @@ COMMANDS: dict[str, Command] = {
         "run_export",
         "export a trained model to ONNX (fp32 or int8)",
     ),
+    "morphometry": Command(
+        "vcfnet.cli.morphometry",
+        "add_morphometry_arguments",
+        "run_morphometry",
+        "vertebral heights, ratios, Genant grade and shape from six-point JSON files",
+    ),
     "synth-readers": Command(
         "vcfnet.cli.readers",
         "add_synth_readers_arguments",

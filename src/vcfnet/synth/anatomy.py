@@ -58,6 +58,26 @@ class Vertebra:
         dx, dy = x - self.cx, y - self.cy
         return (dx * c + dy * s) / self.half_depth, (-dx * s + dy * c) / self.half_height
 
+    def drawn_endplates(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Upper and lower endplate positions (v) at ``u`` as rendered: the deformity's endplates
+        made slightly concave (5 % of the height at the middle, nothing at the walls)."""
+        top, bot = self.deformity.endplates(u)
+        cup = 0.05 * np.clip(1.0 - u**2, 0, None)
+        return top + cup, bot - cup
+
+    def walls(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Anterior and posterior wall positions (u) at ``v`` as rendered: a concave waist, the
+        buckled anterior cortex and the bulging posterior wall of the fracture signs."""
+        spec = self.spec
+        waist = np.clip(1.0 - v**2, 0, None)
+        u_ant = (
+            -1.0
+            + 0.07 * waist
+            - spec.sign("anterior_buckle") * np.clip(1.0 - np.abs(v - 0.1) / 0.45, 0, None)
+        )
+        u_post = 1.0 - 0.03 * waist + spec.sign("posterior_bulge") * waist
+        return u_ant, u_post
+
     def outline(self, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """Image (x, y) of the body outline: upper endplate, posterior wall, lower endplate, anterior."""
         u = np.linspace(-1.0, 1.0, n)

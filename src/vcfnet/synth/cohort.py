@@ -8,6 +8,9 @@ Layout written under ``--out DIR``::
     DIR/<site>/truth.csv                   per boxed vertebra: level, label, Genant grade, shape,
                                            measured height loss, signs, boxes (for tests; not read
                                            by ``vcfnet prepare``)
+    DIR/<site>/vertebrae/<site>_00000.json every visible body T11-S1, fractured or not: level, box,
+                                           six morphometry points (``synth.landmarks``)
+    DIR/<site>/vertebrae.csv               the same for the whole site, one row per body
     DIR/cohort.json                        sites, imaging profiles, counts, seed, vcfnet version
 
 Every image draws from its own ``numpy.random.SeedSequence(seed, spawn_key=(site, index))``, so the
@@ -37,6 +40,13 @@ from vcfnet.labels import CLASS_NAMES
 from vcfnet.synth.anatomy import SPINE_LEVELS, build_spine, choose_fracture_levels
 from vcfnet.synth.dicom import dicom_bytes
 from vcfnet.synth.fractures import FractureSpec, sample_background, sample_fracture
+from vcfnet.synth.landmarks import (
+    VERTEBRA_COLUMNS,
+    csv_rows,
+    dumps_document,
+    image_document,
+    vertebra_records,
+)
 from vcfnet.synth.render import render_radiograph
 from vcfnet.synth.sites import SiteSpec, preset_sites
 from vcfnet.synth.tasks import ImageTask
@@ -188,7 +198,7 @@ def plan_site(site: SiteSpec, site_index: int, cfg: SynthConfig) -> list[ImageTa
     for i, k in enumerate(sizes):
         mine = labels[start : start + k]
         start += k
-        main = max(set(mine), key=mine.count)
+        main = max(CLASS_NAMES, key=mine.count)  # ties: the first class (not set order)
         if main == "pathologic":  # more often younger men
             age = rng.normal(site.age_mean - 10, site.age_sd * 0.9)
             female = rng.random() < site.female_fraction - 0.3
@@ -241,8 +251,9 @@ def _annotated_box(
     )
 
 
-def render_task(task: ImageTask) -> tuple[np.ndarray, list[dict]]:
-    """Render one radiograph: display image (H, W) float32 in [0, 1] and its truth rows."""
+def render_task(task: ImageTask) -> tuple[np.ndarray, list[dict], list[dict]]:
+    """Render one radiograph: display image (H, W) float32 in [0, 1], its truth rows (boxed
+    vertebrae) and its vertebra records (every visible body, ``landmarks.vertebra_records``)."""
     rng = np.random.default_rng(
         np.random.SeedSequence(task.seed, spawn_key=(task.site_index, task.index))
     )
@@ -255,6 +266,7 @@ def render_task(task: ImageTask) -> tuple[np.ndarray, list[dict]]:
     spacing = task.profile.field_height_mm / task.shape[0]
     spine = build_spine(rng, task.shape, spacing, specs, sex=task.sex)
     image = render_radiograph(rng, spine, task.profile, task.shape, task.age, task.sex)
+    records = vertebra_records(spine, task.fractures, task.shape)  # draws nothing from rng
     rows = []
     for vert in spine:
         fractured = vert.level in task.fractures
@@ -287,15 +299,19 @@ def render_task(task: ImageTask) -> tuple[np.ndarray, list[dict]]:
                 "body_ymax": round(body[3], 1),
             }
         )
-    return image, rows
+    return image, rows, records
 
 
-def write_task(task: ImageTask, out: Path) -> list[dict]:
-    """Render ``task`` and write its DICOM and LabelImg XML under ``out/<site>``; its truth rows."""
-    image, rows = render_task(task)
+def write_task(task: ImageTask, out: Path) -> tuple[list[dict], list[dict]]:
+    """Render ``task``, write its DICOM, LabelImg XML and vertebrae JSON under ``out/<site>``;
+    its truth rows and vertebrae.csv rows."""
+    image, rows, records = render_task(task)
     site_dir = out / task.site
     filename = f"{task.image}.dcm"
     atomic_write_bytes(site_dir / "images" / filename, dicom_bytes(task, image))
+    spacing = task.profile.field_height_mm / task.shape[0]
+    doc = image_document(filename, task.shape, spacing, records)
+    atomic_write_text(site_dir / "vertebrae" / f"{task.image}.json", dumps_document(doc))
     objects = [
         (f"{r['label'].capitalize()}-{r['level']}", (r["xmin"], r["ymin"], r["xmax"], r["ymax"]))
         for r in rows
@@ -307,7 +323,7 @@ def write_task(task: ImageTask, out: Path) -> list[dict]:
         task.shape[0],
         objects,
     )
-    return rows
+    return rows, csv_rows(filename, records)
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
@@ -320,7 +336,7 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
 
 def run_tasks(
     tasks: list[ImageTask], out: Path, workers: int, desc: str = "synth"
-) -> list[list[dict]]:
+) -> list[tuple[list[dict], list[dict]]]:
     from tqdm import tqdm
 
     if workers <= 1 or len(tasks) <= 1:
@@ -353,13 +369,15 @@ def generate_cohort(cfg: SynthConfig) -> CohortResult:
         len(sites),
         workers,
     )
-    rows_per_task = run_tasks(all_tasks, out, workers)
+    results = run_tasks(all_tasks, out, workers)
     result = CohortResult(out=out)
     k = 0
     for site in sites:
         tasks = tasks_by_site[site.name]
-        truth = [r for rows in rows_per_task[k : k + len(tasks)] for r in rows]
+        mine = results[k : k + len(tasks)]
         k += len(tasks)
+        truth = [r for rows, _ in mine for r in rows]
+        vertebrae = [r for _, vrows in mine for r in vrows]
         patients = [
             {
                 "image": f"{t.image}.dcm",
@@ -372,6 +390,7 @@ def generate_cohort(cfg: SynthConfig) -> CohortResult:
         ]
         _write_csv(out / site.name / "patients.csv", PATIENT_COLUMNS, patients)
         _write_csv(out / site.name / "truth.csv", TRUTH_COLUMNS, truth)
+        _write_csv(out / site.name / "vertebrae.csv", VERTEBRA_COLUMNS, vertebrae)
         fractured = [r for r in truth if r["label"] != "normal"]
         counts = {c: sum(r["label"] == c for r in fractured) for c in CLASS_NAMES}
         result.sites[site.name] = {

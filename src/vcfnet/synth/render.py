@@ -82,19 +82,11 @@ def render_vertebra(
     x, y = _grid(win)
     u, v = vert.to_local(x, y)
     eu, ev = 1.0 / vert.half_depth, 1.0 / vert.half_height  # one pixel in u / v units
-    top, bot = vert.deformity.endplates(u)
+    top, bot = vert.drawn_endplates(u)  # slightly concave endplates
     # a broken endplate shows a gap in the cortical line
     gap = 1.0 - 0.8 * _ridge(u - spec.step_u, 0.06) if spec.sign("endplate_step") > 0 else 1.0
     # walls: anterior buckle (angular kink), posterior bulge (convex, pathologic)
-    waist = np.clip(1.0 - v**2, 0, None)
-    u_ant = (
-        -1.0
-        + 0.07 * waist
-        - spec.sign("anterior_buckle") * np.clip(1.0 - np.abs(v - 0.1) / 0.45, 0, None)
-    )
-    u_post = 1.0 - 0.03 * waist + spec.sign("posterior_bulge") * waist
-    cup = 0.05 * np.clip(1.0 - u**2, 0, None)  # slightly concave endplates
-    top, bot = top + cup, bot - cup
+    u_ant, u_post = vert.walls(v)
     inside_v = _ramp((v - top) / ev) * _ramp((bot - v) / ev)
     inside_u = _ramp((u - u_ant) / eu) * _ramp((u_post - u) / eu)
     um = (u - (u_ant + u_post) / 2) / ((u_post - u_ant) / 2)
