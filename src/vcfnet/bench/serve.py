@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import socket
@@ -378,6 +379,7 @@ async def _run_users(
 ) -> dict[str, Any]:
     import httpx
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     single, load = Stats(), Stats()
     limits = httpx.Limits(max_connections=4)
     clients = [
