@@ -19,6 +19,7 @@ BENCHES: dict[str, str] = {
     "train": "vcfnet.bench.train",
     "predict": "vcfnet.bench.predict",
     "metrics": "vcfnet.bench.metrics",
+    "realism": "vcfnet.bench.realism",
 }
 
 
