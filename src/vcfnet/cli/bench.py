@@ -20,6 +20,7 @@ BENCHES: dict[str, str] = {
     "predict": "vcfnet.bench.predict",
     "metrics": "vcfnet.bench.metrics",
     "serve": "vcfnet.bench.serve",
+    "realism": "vcfnet.bench.realism",
 }
 
 
