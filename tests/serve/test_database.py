@@ -135,6 +135,7 @@ def test_every_route_commits_before_its_response():
         pages_cases,
         pages_reads,
         pages_reports,
+        pages_studies,
     )
 
     def db_scopes(dependant):
@@ -143,7 +144,15 @@ def test_every_route_commits_before_its_response():
                 yield sub.scope
             yield from db_scopes(sub)
 
-    modules = (api_v1, pages_admin, pages_auth, pages_cases, pages_reads, pages_reports)
+    modules = (
+        api_v1,
+        pages_admin,
+        pages_auth,
+        pages_cases,
+        pages_reads,
+        pages_reports,
+        pages_studies,
+    )
     routes = [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
     scopes = {r.path: set(db_scopes(r.dependant)) for r in routes}
     assert any(scopes.values())
