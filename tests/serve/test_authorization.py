@@ -177,6 +177,7 @@ TABLE = [
     ("GET", "/studies/{study}/reads.csv", {}, only({"researcher": 200})),
     ("GET", "/studies/{study}/truth.csv", {}, only({"researcher": 200})),
     ("GET", "/studies/{study}/protocol.json", {}, only({"researcher": 200})),
+    ("GET", "/studies/{study}/export.zip", {}, only({"researcher": 200})),
     ("GET", "/studies/{draft}/protocol.json", {}, only({"researcher": 404})),  # not launched
     ("GET", "/reading", {}, only({"radiologist": 200})),
     ("GET", "/reading/{study}", {}, only({"radiologist": 200})),

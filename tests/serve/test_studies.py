@@ -4,8 +4,10 @@ the seed, and the live analysis equal to ``vcfnet readers`` on the exported file
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import re
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -306,3 +308,64 @@ def test_live_analysis_equals_vcfnet_readers_on_the_export(app, tmp_path, confid
         assert f"{live.mrmc['classes'][cls]['auc_aided']:.3f}" in page.text
     assert set(live.table["reader"]) == {"model", "rad", "rad2"}
     assert cli_mrmc["score_kind"] == ("probability" if confidence else "categorical")
+    for row in live.comparisons.itertuples():  # McNemar and DeLong per reader on the page
+        assert row.comparison in page.text
+
+    # the whole study in one zip: protocol, files, and the same results with the report
+    archive = zipfile.ZipFile(io.BytesIO(res.get(f"/studies/{study_id}/export.zip").content))
+    names = set(archive.namelist())
+    assert {"protocol.json", "truth.csv", "reads.csv", "README.txt"} <= names
+    assert {"results/readers.csv", "results/mrmc.json", "results/report.html"} <= names
+    assert archive.read("reads.csv") == reads_csv.read_bytes()
+    zipped = json.loads(archive.read("results/mrmc.json"))
+    for cls in CLASS_NAMES:
+        assert zipped["classes"][cls]["p"] == pytest.approx(live.mrmc["classes"][cls]["p"])
+
+
+def test_reading_page_form_records_classes_confidences_and_time(app):
+    _, study_id, _ = make_study(app, n_cases=2, readers=(("rad", "expert"),), confidence=True)
+    rad = login(app, "rad")
+    study_case = current(rad, study_id)["case"]["study_case_id"]
+    form = {
+        "csrf_token": rad.csrf,
+        "study_case": study_case,
+        "seconds": "12.5",
+        "label_0": "acute",
+        "label_1": "chronic",
+        "conf_0_acute": "70",
+        "conf_0_chronic": "20",
+        "conf_0_pathologic": "10",
+        "conf_1_acute": "10",
+        "conf_1_chronic": "80",
+        "conf_1_pathologic": "5",  # sums to 95
+    }
+    response = rad.post(f"/reading/{study_id}/reads", data=form)
+    assert response.status_code == 422 and "sum to 100" in response.text
+    form["conf_1_pathologic"] = "10"
+    response = rad.post(f"/reading/{study_id}/reads", data=form)
+    assert response.status_code == 303 and response.headers["location"] == f"/reading/{study_id}"
+    with app.state.vcfnet.session_factory() as db:
+        reads = db.query(StudyRead).order_by(StudyRead.box).all()
+    assert [(r.box, r.label, r.mode, r.session) for r in reads] == [
+        (0, "acute", "unaided", 1),
+        (1, "chronic", "unaided", 1),
+    ]
+    assert reads[0].confidences == {"acute": 70, "chronic": 20, "pathologic": 10}
+    assert reads[1].seconds == 12.5
+    assert current(rad, study_id)["done"] == {"1": 1, "2": 0}
+    page = rad.get(f"/reading/{study_id}").text
+    assert "case 2 of 2" in page
+
+
+def test_interim_results_with_unaided_reads_only(app):
+    res, study_id, _ = make_study(app, n_cases=3)
+    rng = np.random.default_rng(9)
+    for username in ("rad", "rad2"):
+        read_session(login(app, username), study_id, rng)
+    with app.state.vcfnet.session_factory() as db:
+        live = studies.analyse(db, db.get(Study, study_id))
+    assert not live.complete and live.modes == ("unaided",) and live.n_cases == 6
+    assert set(live.table["mode"]) == {"model", "unaided"}
+    assert "skipped" in live.mrmc
+    page = res.get(f"/studies/{study_id}").text
+    assert "interim" in page and "Table 3" in page and "needs both modes" in page

@@ -17,9 +17,14 @@ others the reverse. Session 2 opens ``washout_days`` after the reader's last ses
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
 import logging
+import tempfile
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -579,6 +584,8 @@ class StudyResults:
     reads: int
     complete: bool
     n_cases: int = 0  # box-cases analysed
+    truth_df: pd.DataFrame | None = None  # the inputs of vcfnet.reader_study (reads: analysed)
+    reads_df: pd.DataFrame | None = None
     modes: tuple[str, ...] = ()
     table: pd.DataFrame | None = None
     comparisons: pd.DataFrame | None = None
@@ -612,6 +619,7 @@ def analyse(db: Session, study: Study, *, level: float = 0.95) -> StudyResults:
     if part.empty:
         result.message = "no case has been read by every reader yet"
         return result
+    result.truth_df, result.reads_df = truth_df, part
     try:
         truth = load_truth(truth_df)
         reads = load_reads(part, truth)
@@ -627,15 +635,50 @@ def analyse(db: Session, study: Study, *, level: float = 0.95) -> StudyResults:
 
 
 def progress(db: Session, study: Study) -> list[dict]:
-    """Per reader: username, level, reads per session, and their state."""
+    """Per reader: username, level, their state and median seconds per case and mode."""
     out = []
     for reader in study.readers:
         state = reader_state(db, study, reader) if study.protocol else None
+        seconds: dict[str, list[float]] = {}
+        per_case = {(r.study_case_id, r.mode): (r.mode, r.seconds) for r in reader.reads}
+        for mode, value in per_case.values():
+            seconds.setdefault(mode, []).append(value)
         out.append(
             {
                 "username": reader.user.username,
+                "user_id": reader.user_id,
                 "level": reader.level,
                 "state": state,
+                "median_seconds": {m: float(np.median(v)) for m, v in seconds.items()},
             }
         )
     return out
+
+
+def export_zip(db: Session, study: Study, *, figures: bool = True) -> bytes:
+    """The whole study as one zip: protocol.json, truth.csv, reads.csv (all reads) and, when
+    some cases are read by every reader, ``results/`` as written by ``vcfnet readers`` on them."""
+    from vcfnet.reader_study.report import run_reader_study  # matplotlib and the report: lazily
+
+    results = analyse(db, study)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("protocol.json", json.dumps(study.protocol, indent=2) + "\n")
+        zf.writestr("truth.csv", truth_frame(study).to_csv(index=False))
+        zf.writestr("reads.csv", reads_frame(db, study).to_csv(index=False))
+        status = "complete" if results.complete else "INTERIM (not every read is in)"
+        note = [f"Study {study.id} '{study.name}', {study.status}; reads {status}."]
+        if results.table is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp)
+                run_reader_study(results.truth_df, results.reads_df, out, figures=figures)
+                for path in sorted(out.iterdir()):
+                    zf.write(path, f"results/{path.name}")
+            note.append(
+                f"results/: vcfnet readers on the {results.n_cases} vertebra(e) read by every "
+                f"reader in {' and '.join(results.modes)} mode."
+            )
+        else:
+            note.append(f"No results yet: {results.message}.")
+        zf.writestr("README.txt", "\n".join(note) + "\n")
+    return buffer.getvalue()

@@ -64,7 +64,15 @@ def study_page(
     study = studies.get_study(db, auth.actor, study_id)
     draft = study.status == "draft"
     results = None if draft else studies.analyse(db, study)
-    table = None
+    table = comparisons = None
+    if results is not None and results.comparisons is not None:
+        comparisons = [
+            {
+                **{c: row[c] for c in ("reader", "comparison", "class", "test")},
+                **{c: _fmt(row[c]) for c in ("estimate_a", "estimate_b", "difference", "p")},
+            }
+            for row in results.comparisons.to_dict("records")
+        ]
     if results is not None and results.table is not None:
         columns = ("reader", "reader_level", "mode", "class", "n")
         metrics = ("sensitivity", "specificity", "accuracy", "auc")
@@ -86,6 +94,7 @@ def study_page(
         progress=studies.progress(db, study),
         results=results,
         table=table,
+        comparisons=comparisons,
         fmt=_fmt,
     )
 
@@ -241,6 +250,13 @@ def study_truth_csv(*, study_id: int, auth: Annotated[Auth, Depends(researcher)]
     study = _launched(studies.get_study(db, auth.actor, study_id, action="study.export"))
     data = _csv(studies.truth_frame(study))
     return _download(data, "text/csv", f"study{study.id}_truth.csv")
+
+
+@router.get("/studies/{study_id}/export.zip")
+def study_export(*, study_id: int, auth: Annotated[Auth, Depends(researcher)], db: DbSession):
+    """Protocol, truth, reads and the results of ``vcfnet readers`` (with the report) in a zip."""
+    study = _launched(studies.get_study(db, auth.actor, study_id, action="study.export"))
+    return _download(studies.export_zip(db, study), "application/zip", f"study{study.id}.zip")
 
 
 @router.get("/studies/{study_id}/protocol.json")
