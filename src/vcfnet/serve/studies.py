@@ -671,7 +671,10 @@ def export_zip(db: Session, study: Study, *, figures: bool = True) -> bytes:
         if results.table is not None:
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp)
-                run_reader_study(results.truth_df, results.reads_df, out, figures=figures)
+                simulated = bool(study.protocol.get("simulated", False))
+                run_reader_study(
+                    results.truth_df, results.reads_df, out, figures=figures, simulated=simulated
+                )
                 for path in sorted(out.iterdir()):
                     zf.write(path, f"results/{path.name}")
             note.append(
