@@ -16,7 +16,8 @@ import pytest
 from tests.serve.conftest import login, png_bytes, put_boxes, upload
 from vcfnet.cli.main import main
 from vcfnet.labels import CLASS_NAMES
-from vcfnet.serve import studies
+from vcfnet.reader_study.reads import READS_COLUMNS
+from vcfnet.serve import studies, study_results
 from vcfnet.serve.models import ImmutableRowError, Study, StudyRead
 
 BOXES = [
@@ -281,15 +282,13 @@ def test_live_analysis_equals_vcfnet_readers_on_the_export(app, tmp_path, confid
     reads_csv.write_bytes(res.get(f"/studies/{study_id}/reads.csv").content)
     reads = pd.read_csv(reads_csv)
     assert len(reads) == 2 * 2 * 12  # readers x modes x vertebrae
-    assert tuple(reads.columns) == (
-        studies.READS_COLUMNS if confidence else studies.READS_COLUMNS[:5]
-    )
+    assert tuple(reads.columns) == (READS_COLUMNS if confidence else READS_COLUMNS[:5])
     out = tmp_path / "cli"
     args = ["readers", "--truth", str(truth_csv), "--reads", str(reads_csv), "--out", str(out)]
     assert main(["-q", *args, "--no-figures"]) == 0
 
     with app.state.vcfnet.session_factory() as db:
-        live = studies.analyse(db, db.get(Study, study_id))
+        live = study_results.analyse(db, db.get(Study, study_id))
     assert live.complete and live.n_cases == 12 and live.modes == ("unaided", "aided")
     cli_table = pd.read_csv(out / "readers.csv").drop(columns="simulated")
     expected = live.table.reset_index(drop=True)
@@ -363,7 +362,7 @@ def test_interim_results_with_unaided_reads_only(app):
     for username in ("rad", "rad2"):
         read_session(login(app, username), study_id, rng)
     with app.state.vcfnet.session_factory() as db:
-        live = studies.analyse(db, db.get(Study, study_id))
+        live = study_results.analyse(db, db.get(Study, study_id))
     assert not live.complete and live.modes == ("unaided",) and live.n_cases == 6
     assert set(live.table["mode"]) == {"model", "unaided"}
     assert "skipped" in live.mrmc

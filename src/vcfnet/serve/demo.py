@@ -120,7 +120,7 @@ def load_demo_studies(db, state, demo_out: Path, seed: int = 0) -> None:
     import numpy as np
 
     from vcfnet.labels import CLASS_NAMES
-    from vcfnet.serve import crud, security, studies
+    from vcfnet.serve import crud, security, studies, study_results
     from vcfnet.serve.models import Case, Study, StudyRead, User
     from vcfnet.synth.readers import READER_PROFILES, simulate_reads
 
@@ -164,7 +164,7 @@ def load_demo_studies(db, state, demo_out: Path, seed: int = 0) -> None:
         if reading is None:
             continue
         study.protocol = {**study.protocol, "simulated": True}
-        truth_df = studies.truth_frame(study)
+        truth_df = study_results.truth_frame(study)
         boxes = [
             (entry["study_case_id"], i)
             for entry in study.protocol["cases"]

@@ -176,7 +176,7 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
 # --------------------------------------------------------------------------------- reader studies
 
 
-def reading_state_dict(study, reader, state) -> dict:
+def reading_state_dict(study, state) -> dict:
     return {
         "study": {"id": study.id, "name": study.name, "status": study.status},
         "status": state.status,
@@ -195,7 +195,7 @@ def reading_current(
     """The reader's state and current case (boxes without truth; no model output here)."""
     study, reader = studies.get_reading(db, auth.actor, study_id)
     state = studies.reader_state(db, study, reader)
-    out = reading_state_dict(study, reader, state)
+    out = reading_state_dict(study, state)
     out["case"] = None
     if state.status == "reading":
         entry = study.protocol["cases"][state.index]

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from vcfnet.labels import CLASS_NAMES
-from vcfnet.serve import studies
+from vcfnet.serve import studies, study_results
 from vcfnet.serve.analysis import analysis_dict
 from vcfnet.serve.api.deps import Auth, DbSession, app_state, page_user
 from vcfnet.serve.api.routes import render, see_other
@@ -63,7 +63,7 @@ def study_page(
 ):
     study = studies.get_study(db, auth.actor, study_id)
     draft = study.status == "draft"
-    results = None if draft else studies.analyse(db, study)
+    results = None if draft else study_results.analyse(db, study)
     table = comparisons = None
     if results is not None and results.comparisons is not None:
         comparisons = [
@@ -91,7 +91,7 @@ def study_page(
         level_suggestions=studies.LEVEL_SUGGESTIONS,
         candidates=studies.candidate_cases(db, study) if draft else [],
         radiologists=studies.radiologist_choices(db, study) if draft else [],
-        progress=studies.progress(db, study),
+        progress=study_results.progress(db, study),
         results=results,
         table=table,
         comparisons=comparisons,
@@ -240,7 +240,7 @@ def _csv(df) -> bytes:
 def study_reads_csv(*, study_id: int, auth: Annotated[Auth, Depends(researcher)], db: DbSession):
     """The reads in the layout of ``vcfnet readers --reads``."""
     study = _launched(studies.get_study(db, auth.actor, study_id, action="study.export"))
-    data = _csv(studies.reads_frame(db, study))
+    data = _csv(study_results.reads_frame(db, study))
     return _download(data, "text/csv", f"study{study.id}_reads.csv")
 
 
@@ -248,7 +248,7 @@ def study_reads_csv(*, study_id: int, auth: Annotated[Auth, Depends(researcher)]
 def study_truth_csv(*, study_id: int, auth: Annotated[Auth, Depends(researcher)], db: DbSession):
     """The truth (and the model's output) in the layout of ``vcfnet readers --truth``."""
     study = _launched(studies.get_study(db, auth.actor, study_id, action="study.export"))
-    data = _csv(studies.truth_frame(study))
+    data = _csv(study_results.truth_frame(study))
     return _download(data, "text/csv", f"study{study.id}_truth.csv")
 
 
@@ -256,7 +256,7 @@ def study_truth_csv(*, study_id: int, auth: Annotated[Auth, Depends(researcher)]
 def study_export(*, study_id: int, auth: Annotated[Auth, Depends(researcher)], db: DbSession):
     """Protocol, truth, reads and the results of ``vcfnet readers`` (with the report) in a zip."""
     study = _launched(studies.get_study(db, auth.actor, study_id, action="study.export"))
-    return _download(studies.export_zip(db, study), "application/zip", f"study{study.id}.zip")
+    return _download(study_results.export_zip(db, study), "application/zip", f"study{study.id}.zip")
 
 
 @router.get("/studies/{study_id}/protocol.json")
