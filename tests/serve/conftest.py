@@ -35,6 +35,7 @@ USERS = {
     "rad2": ("radiologist", "Other Center"),
     "res": ("researcher", ""),
     "admin": ("admin", ""),
+    "res2": ("researcher", ""),
 }
 ROLE_USER = {"clinician": "clin", "radiologist": "rad", "researcher": "res", "admin": "admin"}
 

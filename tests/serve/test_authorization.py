@@ -46,11 +46,29 @@ def world(tmp_path_factory, tiny_run_dir, module_db_url):
     for read_id in (2, 3):
         rad.post(f"/reads/{read_id}/report", data={**findings, "text": "draft"})
     assert rad.post("/reads/3/sign", data={"csrf_token": rad.csrf}).status_code == 303
+    # reader studies of res: one launched (case 1, read by rad), a draft with them, an empty draft
+    res = login(app, "res")
+    study_ids = [
+        int(
+            res.post("/studies", data={"csrf_token": res.csrf, "name": "s"}).headers["location"][9:]
+        )
+        for _ in range(3)
+    ]
+    for study_id in study_ids[:2]:
+        form = {"csrf_token": res.csrf, "case_id": case_id, "truth_0": "acute"}
+        assert res.post(f"/studies/{study_id}/cases", data=form).status_code == 303
+        form = {"csrf_token": res.csrf, "username": "rad", "level": "expert"}
+        assert res.post(f"/studies/{study_id}/readers", data=form).status_code == 303
+    launched = res.post(f"/studies/{study_ids[0]}/launch", data={"csrf_token": res.csrf})
+    assert launched.status_code == 303, launched.text
+    study_case = rad.get(f"/api/v1/reading/{study_ids[0]}").json()["case"]["study_case_id"]
     yield {
         "app": app,
         "case": case_id,
         "analysis": analysis_id,
         "user_ids": user_ids,
+        "studies": study_ids,
+        "study_case": study_case,
     }
     dispose(app)
 
@@ -60,6 +78,12 @@ def ids(world) -> dict:
         "case": world["case"],
         "analysis": world["analysis"],
         "res": world["user_ids"]["res"],
+        "study": world["studies"][0],
+        "draft": world["studies"][1],
+        "empty": world["studies"][2],
+        "sc": world["study_case"],
+        "nocase": 888888,
+        "nouser": 888888,
     }
 
 
@@ -122,6 +146,58 @@ TABLE = [
     ("POST", "/reads/1/report", {"data": {"text": "t"}}, only({"radiologist": 303})),
     ("POST", "/reads/2/sign", {}, only({"radiologist": 303})),
     ("POST", "/reads/3/addendum", {"data": {"text": "more"}}, only({"radiologist": 303})),
+    # reader studies: the researcher designs, launches and analyses; radiologists read
+    ("GET", "/studies", {}, only({"researcher": 200})),
+    ("POST", "/studies", {"data": {"name": "new study"}}, only({"researcher": 303})),
+    ("GET", "/studies/{study}", {}, only({"researcher": 200})),
+    ("GET", "/studies/{draft}", {}, only({"researcher": 200})),
+    (
+        "POST",
+        "/studies/{draft}/settings",
+        {"data": {"name": "s", "design": "sequential", "washout_days": "0", "seed": "1"}},
+        only({"researcher": 303}),
+    ),
+    (
+        "POST",
+        "/studies/{study}/settings",  # launched: frozen
+        {"data": {"name": "s", "design": "sequential", "washout_days": "0", "seed": "1"}},
+        only({"researcher": 409}),
+    ),
+    ("POST", "/studies/{draft}/cases", {"data": {"case_id": "888888"}}, only({"researcher": 404})),
+    ("POST", "/studies/{draft}/cases/{nocase}/delete", {}, only({"researcher": 404})),
+    (
+        "POST",
+        "/studies/{draft}/readers",
+        {"data": {"username": "nobody", "level": "expert"}},
+        only({"researcher": 422}),
+    ),
+    ("POST", "/studies/{draft}/readers/{nouser}/delete", {}, only({"researcher": 404})),
+    ("POST", "/studies/{empty}/launch", {}, only({"researcher": 409})),  # no cases
+    ("POST", "/studies/{draft}/close", {}, only({"researcher": 409})),  # not launched
+    ("GET", "/studies/{study}/reads.csv", {}, only({"researcher": 200})),
+    ("GET", "/studies/{study}/truth.csv", {}, only({"researcher": 200})),
+    ("GET", "/studies/{study}/protocol.json", {}, only({"researcher": 200})),
+    ("GET", "/studies/{study}/export.zip", {}, only({"researcher": 200})),
+    ("GET", "/studies/{draft}/protocol.json", {}, only({"researcher": 404})),  # not launched
+    ("GET", "/reading", {}, only({"radiologist": 200})),
+    ("GET", "/reading/{study}", {}, only({"radiologist": 200})),
+    ("GET", "/reading/{draft}", {}, only({"radiologist": 404})),  # not launched
+    (
+        "POST",
+        "/reading/{study}/reads",
+        {"data": {"study_case": "{sc}"}},
+        only({"radiologist": 422}),
+    ),
+    ("GET", "/reading/{study}/cases/{sc}/image", {}, only({"radiologist": 200})),
+    ("GET", "/reading/{study}/cases/{sc}/heatmap", {}, only({"radiologist": 403})),  # unaided
+    ("GET", "/api/v1/reading/{study}", {}, only({"radiologist": 200}, page=False)),
+    ("GET", "/api/v1/reading/{study}/cases/{sc}/ai", {}, only({"radiologist": 403}, page=False)),
+    (
+        "POST",
+        "/api/v1/reading/{study}/reads",
+        {"json": {"study_case_id": 1, "labels": []}},
+        only({"radiologist": 422}, page=False),
+    ),
     ("GET", "/admin/users", {}, only({"admin": 200})),
     (
         "POST",
@@ -172,6 +248,11 @@ def _client(world, role: str) -> TestClient:
 def test_route_role_status(world, role, method, path, kwargs, expected):
     client = _client(world, role)
     kwargs = {k: dict(v) if isinstance(v, dict) else v for k, v in kwargs.items()}
+    if "data" in kwargs:
+        kwargs["data"] = {
+            k: v.format(**ids(world)) if isinstance(v, str) else v
+            for k, v in kwargs["data"].items()
+        }
     if method != "GET" and client.csrf:
         if path.startswith("/api/"):
             kwargs["headers"] = {"X-CSRF-Token": client.csrf}
@@ -195,6 +276,12 @@ def test_table_covers_every_route(world):
         "{analysis}": "{analysis_id}",
         "{res}": "{user_id}",
         "999999": "{key_id}",
+        "{study}": "{study_id}",
+        "{draft}": "{study_id}",
+        "{empty}": "{study_id}",
+        "{sc}": "{study_case_id}",
+        "{nocase}": "{case_id}",
+        "{nouser}": "{user_id}",
     }
     covered = set()
     for method, path, _, _ in TABLE:
@@ -221,6 +308,15 @@ OTHERS = [
     ("clin2", "GET", "/cases/{case}/image.dcm"),
     ("rad2", "POST", "/reads/1/report"),
     ("clin", "GET", "/cases/999999"),
+    ("res2", "GET", "/studies/{study}"),
+    ("res2", "GET", "/studies/{study}/reads.csv"),
+    ("res2", "GET", "/studies/{study}/truth.csv"),
+    ("res2", "POST", "/studies/{draft}/settings"),
+    ("res2", "POST", "/studies/{draft}/launch"),
+    ("rad2", "GET", "/reading/{study}"),
+    ("rad2", "GET", "/reading/{study}/cases/{sc}/image"),
+    ("rad2", "GET", "/api/v1/reading/{study}"),
+    ("rad2", "POST", "/reading/{study}/reads"),
 ]
 
 

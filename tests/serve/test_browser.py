@@ -436,3 +436,90 @@ def test_keyboard_only(browser, live_server):
     driver.refresh()
     viewer_ready(driver)
     assert [td.text for td in driver.find_elements("css selector", "table.boxes td")][2:6] == after
+
+
+def test_reader_study_read_with_the_keyboard(browser, live_server, tmp_path):
+    """Issue 14: a researcher designs and launches a 6-case study with two readers; both read the
+    unaided and then the aided session with keys 1/2/3 and Enter; the study page's MRMC result
+    equals ``vcfnet readers`` on the exported files."""
+    import json
+
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from vcfnet.cli.main import main
+
+    driver, app = browser, live_server.app
+    api = serve.login(app, "clin")
+    boxes = [
+        {"level": "L1", "x1": 40, "y1": 50, "x2": 120, "y2": 110},
+        {"level": "L2", "x1": 60, "y1": 130, "x2": 170, "y2": 200},
+    ]
+    case_ids = []
+    for i in range(6):
+        case_id = serve.upload(api, serve.png_bytes(seed=200 + i)).json()["id"]
+        assert serve.put_boxes(api, case_id, boxes).status_code == 200
+        case_ids.append(case_id)
+
+    login(driver, "res")
+    assert driver.current_url.endswith("/studies")
+    css(driver, "input[name=name]").send_keys("Browser study")
+    submit(driver, "form[action='/studies'] button")
+    study_id = int(driver.current_url.rsplit("/", 1)[1])
+    classes = ("acute", "chronic", "pathologic")
+    for i, case_id in enumerate(case_ids):
+        select(driver, f"#add-case-{case_id} select[name=truth_0]", classes[(2 * i) % 3])
+        select(driver, f"#add-case-{case_id} select[name=truth_1]", classes[(2 * i + 1) % 3])
+        submit(driver, f"button[form=add-case-{case_id}]")
+    for username, level in (("rad", "trainee"), ("rad2", "expert")):
+        select(driver, "form[action$='/readers'] select[name=username]", username)
+        css(driver, "form[action$='/readers'] input[name=level]").send_keys(level)
+        submit(driver, "form[action$='/readers'] button")
+    css(driver, "input[name=washout_days]").clear()
+    css(driver, "input[name=washout_days]").send_keys("0")
+    submit(driver, "form[action$='/settings'] button")
+    driver.execute_script("window.confirm = () => true;")
+    submit(driver, "form[action$='/launch'] button")
+    assert "launched" in css(driver, "h1").text
+    logout(driver)
+
+    keys = {"rad": "12312", "rad2": "3211"}
+    for username in ("rad", "rad2"):
+        login(driver, username)
+        go(driver, f"/reading/{study_id}")
+        for n in range(12):
+            viewer_ready(driver)
+            aided = "aided" in css(driver, "h1").text and "unaided" not in css(driver, "h1").text
+            assert ("AI result" in css(driver, "body").text) == aided
+            assert ("session 2" in css(driver, "h1").text) == (n >= 6)
+            if username == "rad2" and n == 6:
+                heatmap_loaded(driver)
+                screenshot(driver, "reader-study-reading")
+            pattern = keys[username]
+            ActionChains(driver).send_keys(pattern[n % len(pattern)]).perform()
+            ActionChains(driver).send_keys(pattern[(n + 1) % len(pattern)]).perform()
+            driver.execute_script("window.previousPage = true;")
+            ActionChains(driver).send_keys("\ue007").perform()  # Enter
+            wait_for(driver, lambda: new_page_loaded(driver), "the next case")
+        assert "read every case in both sessions" in css(driver, "body").text
+        logout(driver)
+
+    login(driver, "res")
+    go(driver, f"/studies/{study_id}")
+    page = css(driver, "#results").text
+    assert "interim" not in page and "Table 3" in page
+    res = serve.login(app, "res")
+    for name in ("truth", "reads"):
+        (tmp_path / f"{name}.csv").write_bytes(res.get(f"/studies/{study_id}/{name}.csv").content)
+    out = tmp_path / "cli"
+    args = ["--truth", str(tmp_path / "truth.csv"), "--reads", str(tmp_path / "reads.csv")]
+    assert main(["-q", "readers", *args, "--out", str(out), "--no-figures"]) == 0
+    mrmc = json.loads((out / "mrmc.json").read_text())
+    rows = {
+        tr.find_element("css selector", "td").text: tr.text
+        for tr in driver.find_elements("css selector", "table.mrmc tbody tr")
+    }
+    for cls in classes:
+        v = mrmc["classes"][cls]
+        expected = f"{v['auc_unaided']:.3f} {v['auc_aided']:.3f} {v['difference']:.3f}"
+        assert rows[cls].startswith(f"{cls} {expected}"), (rows[cls], expected)
+    screenshot(driver, "reader-study-results")

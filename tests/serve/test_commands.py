@@ -112,9 +112,44 @@ def test_demo_loads_model_accounts_and_cases(tmp_path, capsys):
     again, _ = prepare_demo(Settings(argon2_profile="CHEAPEST"), demo_out, data_given=False)
     assert again.model_path == demo_out / "run"
     with app.state.vcfnet.session_factory() as db:
-        from vcfnet.serve.models import Case
+        from vcfnet.serve.models import Case, Study
 
         assert db.query(Case).count() == 2  # loaded once
+        assert db.query(Study).count() == 2  # the demo studies too
+
+
+def test_demo_has_a_ready_reader_study_and_one_to_read(tmp_path):
+    """The researcher sees Table 3 and the MRMC result of simulated readers at once; the demo
+    radiologist has a launched study to read."""
+    from fastapi.testclient import TestClient
+
+    from tests.serve.conftest import page_csrf, post_login
+    from vcfnet.serve.app import create_app
+    from vcfnet.serve.demo import DEMO_READING_STUDY, DEMO_STUDY, prepare_demo
+    from vcfnet.serve.settings import Settings
+
+    demo_out = make_demo_out(tmp_path / "demo-out")
+    settings, passwords = prepare_demo(
+        Settings(argon2_profile="CHEAPEST"), demo_out, data_given=False
+    )
+    app = create_app(settings)
+    res = TestClient(app, follow_redirects=False)
+    assert post_login(res, "demo-researcher", passwords["demo-researcher"]).status_code == 303
+    listing = res.get("/studies").text
+    assert DEMO_STUDY in listing and DEMO_READING_STUDY in listing
+    study_id = int(listing.split(DEMO_STUDY)[0].rsplit('href="/studies/', 1)[1].split('"')[0])
+    page = res.get(f"/studies/{study_id}").text
+    assert "SIMULATED READERS" in page and "Table 3" in page and "interim" not in page
+    for level in ("trainee", "competent", "expert"):
+        assert f"demo-sim-{level}" in page
+    reads = res.get(f"/studies/{study_id}/reads.csv").text.splitlines()
+    assert len(reads) == 1 + 3 * 2 * 2  # 3 readers x 2 modes x 2 vertebrae
+    rad = TestClient(app, follow_redirects=False)
+    assert post_login(rad, "demo-radiologist", passwords["demo-radiologist"]).status_code == 303
+    assert DEMO_READING_STUDY in rad.get("/reading").text
+    assert page_csrf(rad.get("/reading").text)
+    sim = TestClient(app, follow_redirects=False)
+    assert post_login(sim, "demo-sim-expert", "x" * 16).status_code != 303  # cannot log in
 
 
 def test_demo_without_a_model_says_what_to_do(tmp_path):

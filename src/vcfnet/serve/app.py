@@ -54,9 +54,11 @@ def create_app(settings: Settings) -> FastAPI:
         pages_cases,
         pages_reads,
         pages_reports,
+        pages_studies,
     )
 
-    for module in (pages_auth, pages_reports, pages_cases, pages_reads, pages_admin, api_v1):
+    modules = (pages_auth, pages_reports, pages_cases, pages_reads, pages_studies, pages_admin)
+    for module in (*modules, api_v1):
         app.include_router(module.router)
     add_error_handlers(app)
 

@@ -3,6 +3,11 @@
 The demo's model (DEMO_OUT/run), a few radiographs of its external test sites uploaded as cases
 with their annotated boxes, and one account per role with a random password printed once.
 Everything is synthetic, so the demo's fixed pseudonym key is harmless.
+
+Two reader studies of demo-researcher on those cases (truth from the annotations): a closed one
+read by three SIMULATED readers (``vcfnet synth-readers``' profiles, unaided then aided), so its
+results page shows Table 3 and the MRMC test at once; and a launched one that demo-radiologist
+can read (washout 0).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ log = logging.getLogger(__name__)
 DEMO_CASES = 8
 DEMO_HOSPITAL = "Demo County Hospital"
 DEMO_READING_CENTER = "Demo Reading Center"
+DEMO_STUDY = "Demo: Table 3 with simulated readers"
+DEMO_READING_STUDY = "Demo: read these cases yourself"
 DEMO_ACCOUNTS = (
     ("demo-clinician", "clinician", DEMO_HOSPITAL),
     ("demo-radiologist", "radiologist", DEMO_READING_CENTER),
@@ -50,6 +57,7 @@ def prepare_demo(settings, demo_out: Path, *, data_given: bool):
         passwords = reset_demo_accounts(db, settings)
         db.commit()
         loaded = load_demo_cases(db, state, demo_out)
+        load_demo_studies(db, state, demo_out)
     log.info("demo: %d case(s) loaded from %s", loaded, demo_out)
     return settings, passwords
 
@@ -88,6 +96,102 @@ def demo_images(demo_out: Path, limit: int = DEMO_CASES) -> list[tuple[Path, Pat
             if images:
                 pairs.append((images[0], xml))
     return pairs[:limit]
+
+
+def demo_truths(demo_out: Path) -> list[dict[str, str]]:
+    """Per demo image (in upload order): {level: true class} of its fractured vertebrae."""
+    from vcfnet.io.voc import read_voc
+    from vcfnet.labels import parse_object_name
+    from vcfnet.serve.models import BOX_LEVELS
+
+    out = []
+    for _, xml in demo_images(demo_out):
+        truth = {}
+        for obj in read_voc(xml).objects:
+            parsed = parse_object_name(obj.name, allow_normal=True)
+            if parsed.level in BOX_LEVELS and parsed.label != "normal":
+                truth[parsed.level] = parsed.label
+        out.append(truth)
+    return out
+
+
+def load_demo_studies(db, state, demo_out: Path, seed: int = 0) -> None:
+    """The two demo studies (once): simulated reads on the first, demo-radiologist on the second."""
+    import numpy as np
+
+    from vcfnet.labels import CLASS_NAMES
+    from vcfnet.serve import crud, security, studies, study_results
+    from vcfnet.serve.models import Case, Study, StudyRead, User
+    from vcfnet.synth.readers import READER_PROFILES, simulate_reads
+
+    if db.scalar(select(Study.id).where(Study.name == DEMO_STUDY)):
+        return
+    users = {u.username: u for u in db.scalars(select(User))}
+    researcher = crud.Actor(users["demo-researcher"], "demo")
+    clinician = users[DEMO_ACCOUNTS[0][0]]
+    cases = db.scalars(select(Case).where(Case.created_by_id == clinician.id).order_by(Case.id))
+    truths = demo_truths(demo_out)
+    readers = []
+    for profile in READER_PROFILES:
+        name = f"demo-sim-{profile.level}"
+        if name not in users:  # an account that cannot log in: is_active False
+            users[name] = crud.create_user(
+                db, state.settings, username=name, password=security.random_password(),
+                role="radiologist", display_name=f"SIMULATED {profile.level}", actor=researcher,
+            )  # fmt: skip
+        readers.append((users[name], profile.level))
+    cases = [
+        (case, truth)
+        for case, truth in zip(cases, truths, strict=False)
+        if any(truth.get(b.level) for b in case.boxes)
+    ]
+    if not cases:
+        log.warning("demo: no annotated fracture among the demo cases; no reader study made")
+        return
+    for name, reading in ((DEMO_STUDY, readers), (DEMO_READING_STUDY, None)):
+        study = studies.create_study(db, researcher, name)
+        studies.update_settings(
+            db, researcher, study, name=name, design="sequential", washout_days=0, seed=seed,
+            confidence=reading is not None,
+        )  # fmt: skip
+        for case, truth in cases:
+            by_index = {i: truth.get(b.level, "") for i, b in enumerate(case.boxes)}
+            studies.add_case(db, researcher, study, case.id, by_index)
+        for user, level in reading or [(users["demo-radiologist"], "competent")]:
+            user.is_active = True
+            studies.add_reader(db, researcher, study, user.username, level)
+        studies.launch(db, state.storage, state.models, researcher, study)
+        if reading is None:
+            continue
+        study.protocol = {**study.protocol, "simulated": True}
+        truth_df = study_results.truth_frame(study)
+        boxes = [
+            (entry["study_case_id"], i)
+            for entry in study.protocol["cases"]
+            for i in range(len(entry["boxes"]))
+        ]
+        y = truth_df["label"].map({c: k for k, c in enumerate(CLASS_NAMES)}).to_numpy()
+        probs = truth_df[[f"p_{c}" for c in CLASS_NAMES]].to_numpy(dtype=float)
+        by_level = {r.level: r for r in study.readers}
+        for read in simulate_reads(y, probs, np.random.default_rng(seed)):
+            study_case_id, box = boxes[read["case"]]
+            db.add(
+                StudyRead(
+                    reader_id=by_level[read["reader_level"]].id,
+                    study_case_id=study_case_id,
+                    mode=read["mode"],
+                    session=1 if read["mode"] == "unaided" else 2,
+                    box=box,
+                    label=CLASS_NAMES[read["label"]],
+                    confidences={
+                        c: float(p) * 100 for c, p in zip(CLASS_NAMES, read["p"], strict=True)
+                    },
+                )
+            )
+        studies.close(db, researcher, study)
+        for user, _ in reading:
+            user.is_active = False
+    db.commit()
 
 
 def load_demo_cases(db, state, demo_out: Path) -> int:

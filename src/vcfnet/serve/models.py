@@ -31,6 +31,11 @@ ROLES: tuple[str, ...] = ("clinician", "radiologist", "researcher", "admin")
 #: Levels a box can be labelled with (T11-S1, as the paper's radiographs show).
 BOX_LEVELS: tuple[str, ...] = ("T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1")
 READ_STATUSES: tuple[str, ...] = ("new", "in_progress", "reported")
+STUDY_STATUSES: tuple[str, ...] = ("draft", "launched", "closed")
+#: sequential: every case unaided (session 1), then aided after the washout (session 2);
+#: crossover: half the cases (per reader, from the seed) aided in session 1, the rest in session 2.
+STUDY_DESIGNS: tuple[str, ...] = ("sequential", "crossover")
+STUDY_MODES: tuple[str, ...] = ("unaided", "aided")
 
 
 def utcnow() -> dt.datetime:
@@ -272,12 +277,108 @@ class AuditLog(Base):
     detail: Mapped[str] = mapped_column(String(255), default="")
 
 
+class Study(Base):
+    """A reader study (issue 14): cases with their truth per box, readers, a design and a seed.
+
+    ``protocol`` is written once, at launch, and never changes: the cases (with their boxes, the
+    truth and the model's output shown in aided mode), the readers and their levels, the design,
+    the washout and the seed; the reads and results are interpreted against it.
+    """
+
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    design: Mapped[str] = mapped_column(String(16), default="sequential")
+    washout_days: Mapped[int] = mapped_column(Integer, default=28)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    confidence: Mapped[bool] = mapped_column(Boolean, default=False)  # per-class sliders
+    protocol: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    launched_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+    owner: Mapped[User] = relationship()
+    cases: Mapped[list[StudyCase]] = relationship(
+        back_populates="study", cascade="all, delete-orphan", order_by="StudyCase.id"
+    )
+    readers: Mapped[list[StudyReader]] = relationship(
+        back_populates="study", cascade="all, delete-orphan", order_by="StudyReader.id"
+    )
+
+
+class StudyCase(Base):
+    """A case of a study: its boxes (copied when added: the case's boxes may change later), each
+    with its true class (``boxes[i]["truth"]``, never shown to readers), and from launch the
+    analysis whose output aided reads show."""
+
+    __tablename__ = "study_cases"
+    __table_args__ = (UniqueConstraint("study_id", "case_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    boxes: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    analysis_id: Mapped[int | None] = mapped_column(ForeignKey("analyses.id"), default=None)
+
+    study: Mapped[Study] = relationship(back_populates="cases")
+    case: Mapped[Case] = relationship()
+    analysis: Mapped[Analysis | None] = relationship()
+
+
+class StudyReader(Base):
+    """A radiologist reading in a study, with their experience level."""
+
+    __tablename__ = "study_readers"
+    __table_args__ = (UniqueConstraint("study_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    level: Mapped[str] = mapped_column(String(32), default="")
+
+    study: Mapped[Study] = relationship(back_populates="readers")
+    user: Mapped[User] = relationship()
+    reads: Mapped[list[StudyRead]] = relationship(
+        back_populates="reader", cascade="all, delete-orphan", order_by="StudyRead.id"
+    )
+
+
+class StudyRead(Base):
+    """One reader's class for one box of a study case in one mode. Never changed once written."""
+
+    __tablename__ = "study_reads"
+    __table_args__ = (UniqueConstraint("reader_id", "study_case_id", "mode", "box"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reader_id: Mapped[int] = mapped_column(
+        ForeignKey("study_readers.id", ondelete="CASCADE"), index=True
+    )
+    study_case_id: Mapped[int] = mapped_column(
+        ForeignKey("study_cases.id", ondelete="CASCADE"), index=True
+    )
+    mode: Mapped[str] = mapped_column(String(16))  # unaided | aided
+    session: Mapped[int] = mapped_column(Integer)  # 1 | 2
+    box: Mapped[int] = mapped_column(Integer)  # index into StudyCase.boxes
+    label: Mapped[str] = mapped_column(String(32))
+    confidences: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # sum 100
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)  # time on the case
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    reader: Mapped[StudyReader] = relationship(back_populates="reads")
+    study_case: Mapped[StudyCase] = relationship()
+
+
 @event.listens_for(Session, "before_flush")
 def _refuse_changes_to_immutable_rows(session: Session, _context, _instances) -> None:
     """Audit entries are never changed or deleted; a signed report is never changed."""
     for obj in list(session.dirty) + list(session.deleted):
         if isinstance(obj, AuditLog):
             raise ImmutableRowError("the audit log is append-only; add an entry instead")
+        if isinstance(obj, StudyRead) and obj in session.dirty and session.is_modified(obj):
+            raise ImmutableRowError(f"study read {obj.id} was submitted; it cannot change")
         if isinstance(obj, Report) and _was_signed(obj):
             raise ImmutableRowError(
                 f"report {obj.id} v{obj.version} is signed; write an addendum instead"

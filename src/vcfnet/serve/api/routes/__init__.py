@@ -11,7 +11,7 @@ from vcfnet.serve.api.deps import Auth, app_state
 HOME_BY_ROLE = {
     "clinician": "/cases",
     "radiologist": "/worklist",
-    "researcher": "/account",
+    "researcher": "/studies",
     "admin": "/admin/users",
 }
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from vcfnet.serve import crud, reads
+from vcfnet.serve import crud, reads, studies
 from vcfnet.serve.analysis import analyse_case, analysis_dict
 from vcfnet.serve.api.deps import Auth, DbSession, api_user, app_state
 from vcfnet.serve.ingest import ingest_upload, patient_pseudonym, read_upload
@@ -171,3 +171,79 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
     except ValueError:
         raise crud.InvalidInputError(f"box {text!r}: expected x1,y1,x2,y2 in pixels") from None
     return x1, y1, x2, y2
+
+
+# --------------------------------------------------------------------------------- reader studies
+
+
+def reading_state_dict(study, state) -> dict:
+    return {
+        "study": {"id": study.id, "name": study.name, "status": study.status},
+        "status": state.status,
+        "session": state.session,
+        "mode": state.mode,
+        "done": {str(k): v for k, v in state.done.items()},
+        "n_cases": state.n_cases,
+        "opens_at": state.opens_at.isoformat() + "Z" if state.opens_at else None,
+    }
+
+
+@router.get("/reading/{study_id}")
+def reading_current(
+    *, study_id: int, auth: Annotated[Auth, Depends(radiologist)], db: DbSession
+) -> dict:
+    """The reader's state and current case (boxes without truth; no model output here)."""
+    study, reader = studies.get_reading(db, auth.actor, study_id)
+    state = studies.reader_state(db, study, reader)
+    out = reading_state_dict(study, state)
+    out["case"] = None
+    if state.status == "reading":
+        entry = study.protocol["cases"][state.index]
+        base = f"/reading/{study.id}/cases/{entry['study_case_id']}"
+        out["case"] = {
+            "study_case_id": entry["study_case_id"],
+            "boxes": studies.blind_boxes(entry),
+            "image_url": f"{base}/image",
+            "ai_url": f"/api/v1{base}/ai" if state.mode == "aided" else None,
+        }
+    return out
+
+
+@router.get("/reading/{study_id}/cases/{study_case_id}/ai")
+def reading_ai(
+    *, study_id: int, study_case_id: int, auth: Annotated[Auth, Depends(radiologist)], db: DbSession
+) -> dict:
+    """The model's output on the current case of an aided session; 403 in unaided sessions."""
+    study, reader = studies.get_reading(db, auth.actor, study_id, action="study.reading.ai")
+    entry = studies.require_ai(db, study, reader, study_case_id)
+    return {"model": entry["model"], "findings": entry["ai"]}
+
+
+class StudyReadIn(BaseModel):
+    study_case_id: int
+    labels: list[str] = Field(max_length=32, examples=[["acute", "chronic"]])
+    confidences: list[dict[str, float]] | None = Field(default=None, max_length=32)
+    seconds: float = 0.0
+
+
+@router.post("/reading/{study_id}/reads", status_code=201)
+def reading_submit(
+    *,
+    study_id: int,
+    body: StudyReadIn,
+    auth: Annotated[Auth, Depends(radiologist)],
+    db: DbSession,
+) -> dict:
+    """Submit the read of the current case: one class per box (in box order)."""
+    study, reader = studies.get_reading(db, auth.actor, study_id, action="study.reading.read")
+    rows = studies.submit_read(
+        db,
+        auth.actor,
+        study,
+        reader,
+        body.study_case_id,
+        dict(enumerate(body.labels)),
+        dict(enumerate(body.confidences)) if body.confidences is not None else None,
+        body.seconds,
+    )
+    return {"reads": len(rows), "mode": rows[0].mode, "session": rows[0].session}
