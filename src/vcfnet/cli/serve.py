@@ -172,7 +172,7 @@ def dicom_receiver(state, host: str) -> Iterator[None]:
 
     receiver = DicomReceiver.from_state(state, host=host)
     port = receiver.start()
-    print(f"DICOM receiver: AE title {state.settings.ae_title} on {host}:{port}")
+    print(f"DICOM receiver: AE title {state.settings.ae_title} on {host}:{port}", flush=True)
     try:
         yield
     finally:
