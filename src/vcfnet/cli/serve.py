@@ -13,6 +13,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -63,6 +65,33 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-upload-mib", type=int, default=64, help="largest upload (default 64 MiB)"
     )
+    dicom = parser.add_argument_group("DICOM receiver (C-STORE from a PACS or modality)")
+    dicom.add_argument(
+        "--dicom-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="receive DX/CR images on this port (e.g. 11112), on --host; off by default",
+    )
+    dicom.add_argument("--ae-title", default="VCFNET", help="the receiver's AE title")
+    dicom.add_argument(
+        "--allow-ae",
+        action="append",
+        default=[],
+        metavar="AE",
+        help="calling AE title let in (repeat; default: any)",
+    )
+    dicom.add_argument(
+        "--pacs-user",
+        default="pacs",
+        metavar="USERNAME",
+        help="clinician account received cases are filed under (default pacs)",
+    )
+    dicom.add_argument(
+        "--dicom-accept-sc",
+        action="store_true",
+        help="also accept Secondary Capture images of modality DX/CR/DR",
+    )
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -80,6 +109,15 @@ def settings_from_args(args: argparse.Namespace):
             settings = replace(settings, **{name: value})
     if getattr(args, "max_upload_mib", None):
         settings = replace(settings, max_upload_bytes=args.max_upload_mib * MIB)
+    if getattr(args, "dicom_port", None) is not None:
+        settings = replace(
+            settings,
+            dicom_port=args.dicom_port,
+            ae_title=args.ae_title,
+            allowed_aes=tuple(args.allow_ae),
+            pacs_username=args.pacs_user,
+            dicom_secondary_capture=args.dicom_accept_sc,
+        )
     return settings
 
 
@@ -103,22 +141,42 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.workers == 1:
         from vcfnet.serve.app import create_app
 
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, proxy_headers=True)
+        app = create_app(settings)
+        with dicom_receiver(app.state.vcfnet, args.host):
+            uvicorn.run(app, host=args.host, port=args.port, proxy_headers=True)
         return 0
-    from vcfnet.serve.db import make_engine
-    from vcfnet.serve.migrations import upgrade_database
+    from vcfnet.serve.app import build_state
 
-    upgrade_database(make_engine(settings.database_url))  # once, before the workers race to it
+    state = build_state(settings)  # migrates once, before the workers race to it
     os.environ[SETTINGS_ENV] = json.dumps(asdict(settings), default=str)
-    uvicorn.run(
-        "vcfnet.serve.app:app_from_environment",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        proxy_headers=True,
-    )
+    with dicom_receiver(state, args.host):  # in this (the parent) process only
+        uvicorn.run(
+            "vcfnet.serve.app:app_from_environment",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            proxy_headers=True,
+        )
     return 0
+
+
+@contextmanager
+def dicom_receiver(state, host: str) -> Iterator[None]:
+    """The DICOM C-STORE receiver in background threads while the web server runs (if a
+    --dicom-port is given)."""
+    if state.settings.dicom_port is None:
+        yield
+        return
+    from vcfnet.serve.dicom_receiver import DicomReceiver
+
+    receiver = DicomReceiver.from_state(state, host=host)
+    port = receiver.start()
+    print(f"DICOM receiver: AE title {state.settings.ae_title} on {host}:{port}", flush=True)
+    try:
+        yield
+    finally:
+        receiver.stop()
 
 
 # ------------------------------------------------------------------------------------------ users

@@ -250,8 +250,25 @@ def patient_pseudonym(id_key: bytes, hospital: str, patient_id: str, fallback: s
     return pseudonym(id_key, "patient", hospital, patient_id or f"image:{fallback}")
 
 
-def store_case(db, storage, settings, id_key, actor: Actor, checked: CheckedUpload, radiograph):
-    """Write the PNG (and, if configured, the original) atomically, then commit the row."""
+def store_case(
+    db,
+    storage,
+    settings,
+    id_key,
+    actor: Actor,
+    checked: CheckedUpload,
+    radiograph,
+    *,
+    uids: dict[str, str] | None = None,
+    action: str = "case.upload",
+    detail: str | None = None,
+):
+    """Write the PNG (and, if configured, the original) atomically, then commit the row.
+
+    ``uids`` (study/series/SOP instance UID columns) replaces the random new ones (the DICOM
+    receiver passes keyed ones, so that images of one study share a study); ``action`` and
+    ``detail`` name the audit entry (no patient data).
+    """
     case_uuid = uuid.uuid4().hex
     hospital = actor.user.hospital
     patient = patient_pseudonym(id_key, hospital, radiograph.patient.patient_id, case_uuid)
@@ -277,10 +294,11 @@ def store_case(db, storage, settings, id_key, actor: Actor, checked: CheckedUplo
             age=radiograph.patient.age,
             hospital=hospital,
             created_by_id=actor.user.id,
+            **(uids or {}),
         )
         db.add(case)
         db.flush()
-        audit(db, actor, "case.upload", case_id=case.id, detail=checked.kind)
+        audit(db, actor, action, case_id=case.id, detail=checked.kind if detail is None else detail)
         db.commit()
     except BaseException:
         db.rollback()

@@ -24,6 +24,12 @@ class Settings:
     login_window_minutes: float = 15.0  # ... within this window before 429
     id_key: str | None = None  # pseudonym key; None: $VCFNET_ID_KEY, else the per-user key file
     argon2_profile: str = "RFC_9106_LOW_MEMORY"  # argon2.profiles name; tests use CHEAPEST
+    # DICOM C-STORE receiver (``serve.dicom_receiver``); off unless a port is given
+    dicom_port: int | None = None
+    ae_title: str = "VCFNET"  # the receiver's own AE title
+    allowed_aes: tuple[str, ...] = ()  # calling AE titles let in; empty: any
+    pacs_username: str = "pacs"  # the clinician account received images are filed under
+    dicom_secondary_capture: bool = False  # also accept Secondary Capture images
 
     @property
     def database_url(self) -> str:
