@@ -19,7 +19,7 @@ from vcfnet.evaluation.predictions import PROB_COLUMNS, label_indices, validate_
 from vcfnet.io.atomic import atomic_write_text
 from vcfnet.io.tables import write_csv
 from vcfnet.labels import CLASS_NAMES
-from vcfnet.report import json_safe
+from vcfnet.report import SMALL_SAMPLE_MARK, json_safe
 from vcfnet.report.figures import (
     format_ci,
     plot_confusion,
@@ -100,10 +100,6 @@ def site_metrics(
     props = proportion_table(cm, CLASS_NAMES, level)
     ece = reliability(y_true, probs, n_bins).ece
     return SiteResult(site, table.assign(site=site), props.assign(site=site), cm, ece)
-
-
-#: footnote sign of an AUC whose interval is Newcombe's small-sample one, or not estimable
-SMALL_SAMPLE_MARK = "†"
 
 
 def auc_cell(auc: float, low: float, high: float, method: str = "", estimable: bool = True) -> str:

@@ -13,10 +13,11 @@ import pandas as pd
 
 from vcfnet.labels import CLASS_NAMES
 from vcfnet.reader_study.reads import MODEL_READER, Reads, Truth
+from vcfnet.report import SMALL_SAMPLE_MARK
 from vcfnet.stats.classification import classification_table
 from vcfnet.stats.mrmc import or_hillis
 from vcfnet.stats.proportions import mcnemar_test
-from vcfnet.stats.roc import delong_test
+from vcfnet.stats.roc import SMALL_SAMPLE_MIN_CASES, delong_test
 
 log = logging.getLogger(__name__)
 
@@ -192,3 +193,28 @@ def mrmc_by_class(
             "ms_tr": res.ms_tr,
         }
     return out
+
+
+def table3_auc_cells(table: pd.DataFrame) -> list[str]:
+    """The AUC cell of each Table 3 row (``reader_table`` layout): the macro AUC on overall rows;
+    a reader's single-point AUC marked † when a side of its one-vs-rest split has fewer than
+    SMALL_SAMPLE_MIN_CASES cases (a single operating point has no interval), and 'not estimable'
+    with one case."""
+    overall = table["class"] == "overall"
+    totals = table[overall].set_index(["reader", "mode"])["n"]
+    cells = []
+    for row in table.to_dict("records"):
+        if row["class"] == "overall":
+            auc = row.get("macro_auc", np.nan)
+            cells.append("" if not np.isfinite(auc) else f"{auc:.3f}")
+            continue
+        auc, n_pos = row["auc"], int(row["n"])
+        smaller = min(n_pos, int(totals.get((row["reader"], row["mode"]), n_pos)) - n_pos)
+        if not np.isfinite(auc):
+            cells.append("")
+        elif smaller <= 1:
+            cells.append(f"{auc:.3f} {SMALL_SAMPLE_MARK} not estimable")
+        else:
+            mark = f" {SMALL_SAMPLE_MARK}" if smaller < SMALL_SAMPLE_MIN_CASES else ""
+            cells.append(f"{auc:.3f}{mark}")
+    return cells

@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 
+#: footnote sign of an AUC whose interval is a small-sample one (or not estimable), in every table
+SMALL_SAMPLE_MARK = "†"
+
 
 def json_safe(value: Any) -> Any:
     """Plain JSON data, recursively: numpy numbers/arrays to Python, NaN/inf to None (strict JSON)."""

@@ -13,7 +13,9 @@ import pandas as pd
 from vcfnet import __version__
 from vcfnet.data.manifest import read_manifest
 from vcfnet.data.summary import cohort_table
-from vcfnet.evaluation.report import SMALL_SAMPLE_MARK, auc_cell, pct_ci
+from vcfnet.evaluation.report import auc_cell, pct_ci
+from vcfnet.reader_study.analysis import table3_auc_cells
+from vcfnet.report import SMALL_SAMPLE_MARK
 from vcfnet.report.figures import save_figure
 from vcfnet.report.html import Report
 from vcfnet.stats.roc import SMALL_SAMPLE_MIN_CASES
@@ -33,19 +35,6 @@ def _pct_with_ci(row: Mapping, column: str) -> str:
     if f"{column}_ci_low" not in row:
         return _pct(row[column])
     return pct_ci(row[column], row[f"{column}_ci_low"], row[f"{column}_ci_high"])
-
-
-def _single_point_auc(row: Mapping, n_total: int) -> str:
-    """A reader's AUC, marked † when a class side has fewer than SMALL_SAMPLE_MIN_CASES cases (no
-    interval is computed for a single operating point) and 'not estimable' with one case."""
-    auc = row["auc"]
-    if not np.isfinite(auc):
-        return ""
-    n_pos = int(row["n"])
-    if min(n_pos, n_total - n_pos) <= 1:
-        return f"{auc:.3f} {SMALL_SAMPLE_MARK} not estimable"
-    small = min(n_pos, n_total - n_pos) < SMALL_SAMPLE_MIN_CASES
-    return f"{auc:.3f} {SMALL_SAMPLE_MARK}" if small else f"{auc:.3f}"
 
 
 def _header(column: str) -> str:
@@ -140,24 +129,11 @@ def _reader_table(readers_csv: Path) -> pd.DataFrame:
     """Table 3: per reader, mode and class the AUC (marked where small) and percentages with
     their Wilson intervals."""
     t = pd.read_csv(readers_csv, keep_default_na=False, na_values=[""])
-    totals = t[t["class"] == "overall"].set_index(["reader", "mode"])["n"]
-    rows = []
-    for r in t.to_dict("records"):
-        overall = r["class"] == "overall"
-        row = {"reader": r["reader"], "mode": r["mode"], "class": r["class"], "n": r["n"]}
-        n_total = int(totals.get((r["reader"], r["mode"]), r["n"]))
-        row["AUC"] = (
-            (
-                _pct(np.nan)
-                if not np.isfinite(r.get("macro_auc", np.nan))
-                else f"{r['macro_auc']:.3f}"
-            )
-            if overall
-            else _single_point_auc(r, n_total)
-        )
-        row.update({_header(c): _pct_with_ci(r, c) for c in _PCT_COLUMNS})
-        rows.append(row)
-    return pd.DataFrame(rows)
+    out = t.loc[:, ["reader", "mode", "class", "n"]].copy()
+    out["AUC"] = table3_auc_cells(t)
+    for c in _PCT_COLUMNS:
+        out[_header(c)] = [_pct_with_ci(r, c) for r in t.to_dict("records")]
+    return out
 
 
 def _header_section(report: Report, paths: DemoPaths, cfg: DemoConfig) -> None:

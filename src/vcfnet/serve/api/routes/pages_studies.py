@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from vcfnet.labels import CLASS_NAMES
+from vcfnet.reader_study.analysis import table3_auc_cells
 from vcfnet.serve import studies, study_results
 from vcfnet.serve.analysis import analysis_dict
 from vcfnet.serve.api.deps import Auth, DbSession, app_state, page_user
@@ -75,10 +76,11 @@ def study_page(
         ]
     if results is not None and results.table is not None:
         columns = ("reader", "reader_level", "mode", "class", "n")
-        metrics = ("sensitivity", "specificity", "accuracy", "auc")
+        metrics = ("sensitivity", "specificity", "accuracy")
+        rows = results.table.to_dict("records")
         table = [
-            {**{c: row[c] for c in columns}, **{m: _fmt(row[m]) for m in metrics}}
-            for row in results.table.to_dict("records")
+            {**{c: row[c] for c in columns}, **{m: _fmt(row[m]) for m in metrics}, "auc": auc}
+            for row, auc in zip(rows, table3_auc_cells(results.table), strict=True)
         ]
     return render(
         request,
