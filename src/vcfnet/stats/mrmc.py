@@ -141,6 +141,31 @@ def _covariance_components(c: np.ndarray, t: int, r: int) -> tuple[float, float,
     return float(var), float(cov1), float(cov2), float(cov3)
 
 
+def _modality_cis(
+    theta: np.ndarray, c: np.ndarray, level: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-modality CIs (Hillis 2007): each modality alone, its own MS(R) and Cov2.
+
+    ``theta`` (modalities, readers) AUCs, ``c`` their (t*r, t*r) covariance. Returns the
+    lower bounds, upper bounds and degrees of freedom, each (modalities,).
+    """
+    t, r = theta.shape
+    c4 = c.reshape(t, r, t, r)
+    off_reader = ~np.eye(r, dtype=bool)
+    lows, highs, dfs = [], [], []
+    for i in range(t):
+        mean_i = float(theta[i].mean())
+        ms_r = float(((theta[i] - mean_i) ** 2).sum()) / (r - 1)
+        cov2_i = max(float(c4[i, :, i, :][off_reader].mean()), 0.0)
+        se_i = np.sqrt(ms_r / r + cov2_i)
+        df_i = (ms_r + r * cov2_i) ** 2 / (ms_r**2 / (r - 1)) if ms_r > 0 else np.inf
+        half = float(stats.t.ppf((1 + level) / 2, df_i)) * se_i
+        lows.append(max(mean_i - half, 0.0))
+        highs.append(min(mean_i + half, 1.0))
+        dfs.append(df_i)
+    return np.array(lows), np.array(highs), np.array(dfs, dtype=float)
+
+
 def or_hillis(
     truth: Any, scores: Any, *, cov: CovarianceMethod = "delong", level: float = 0.95
 ) -> ORHillisResult:
@@ -181,19 +206,7 @@ def or_hillis(
     with np.errstate(divide="ignore", invalid="ignore"):
         diff_p = 2 * stats.t.sf(np.abs(diff / se), df2)
 
-    # Per-modality CIs (Hillis 2007): each modality alone, its own MS(R) and Cov2.
-    c4 = c.reshape(t, r, t, r)
-    off_reader = ~np.eye(r, dtype=bool)
-    lows, highs, dfs = [], [], []
-    for i in range(t):
-        ms_r = float(((theta[i] - mod_mean[i]) ** 2).sum()) / (r - 1)
-        cov2_i = max(float(c4[i, :, i, :][off_reader].mean()), 0.0)
-        se_i = np.sqrt(ms_r / r + cov2_i)
-        df_i = (ms_r + r * cov2_i) ** 2 / (ms_r**2 / (r - 1)) if ms_r > 0 else np.inf
-        half = float(stats.t.ppf((1 + level) / 2, df_i)) * se_i
-        lows.append(max(mod_mean[i] - half, 0.0))
-        highs.append(min(mod_mean[i] + half, 1.0))
-        dfs.append(df_i)
+    lows, highs, dfs = _modality_cis(theta, c, level)
 
     return ORHillisResult(
         modality_aucs=mod_mean,
@@ -214,9 +227,9 @@ def or_hillis(
         cov3=cov3,
         ms_t=ms_t,
         ms_tr=ms_tr,
-        modality_ci_low=np.array(lows),
-        modality_ci_high=np.array(highs),
-        modality_df=np.array(dfs, dtype=float),
+        modality_ci_low=lows,
+        modality_ci_high=highs,
+        modality_df=dfs,
         auc_covariance=c,
         n_readers=r,
         n_cases=n_cases,
