@@ -103,8 +103,8 @@ def default_rejects_path(dataset_dir: Path) -> Path:
     return dataset_dir.with_name(f"{dataset_dir.name}-rejects.csv")
 
 
-def prepare_dataset(cfg: PrepareConfig) -> PrepareResult:
-    """Run ``vcfnet prepare``; InputError listing every problem unless ``cfg.skip_invalid``."""
+def _check_options(cfg: PrepareConfig) -> bool:
+    """ConfigError for a missing or contradictory option; True for boxes input, False for folders."""
     if cfg.out is None:
         raise ConfigError("--out DATASET_DIR is required")
     by_boxes = cfg.images is not None or cfg.annotations is not None
@@ -114,6 +114,29 @@ def prepare_dataset(cfg: PrepareConfig) -> PrepareResult:
         raise ConfigError("give either --images DIR --annotations DIR, or --imagefolder DIR")
     if not 0 <= cfg.margin <= 2 or cfg.cache_size < 8:
         raise ConfigError("--margin must be in [0, 2] and --cache-size at least 8 pixels")
+    return by_boxes
+
+
+def _write_rejects(
+    problems: list, cfg: PrepareConfig, dataset_dir: Path
+) -> tuple[pd.DataFrame, Path | None]:
+    """The rejects table; under --skip-invalid also written beside (not inside) the dataset."""
+    rejects = pd.DataFrame(
+        [[p.file, p.object_index, p.reason] for p in problems], columns=list(REJECT_COLUMNS)
+    )
+    rejects["object_index"] = rejects["object_index"].astype("Int64")
+    if not cfg.skip_invalid:
+        return rejects, None
+    rejects_path = Path(cfg.rejects) if cfg.rejects else default_rejects_path(dataset_dir)
+    write_csv(rejects, rejects_path)
+    if len(rejects):
+        log.warning("%d input problem(s) skipped; listed in %s", len(rejects), rejects_path)
+    return rejects, rejects_path
+
+
+def prepare_dataset(cfg: PrepareConfig) -> PrepareResult:
+    """Run ``vcfnet prepare``; InputError listing every problem unless ``cfg.skip_invalid``."""
+    by_boxes = _check_options(cfg)
     train_fraction = parse_split(cfg.split)
     dataset_dir = Path(cfg.out)
     previous_crops = check_output_paths(dataset_dir, Path(cfg.rejects) if cfg.rejects else None)
@@ -153,16 +176,7 @@ def prepare_dataset(cfg: PrepareConfig) -> PrepareResult:
         ", ".join(f"{counts['patients_by_split'].get(s, 0)} {s}" for s in SPLITS),
     )
 
-    rejects = pd.DataFrame(
-        [[p.file, p.object_index, p.reason] for p in problems], columns=list(REJECT_COLUMNS)
-    )
-    rejects["object_index"] = rejects["object_index"].astype("Int64")
-    rejects_path = None
-    if cfg.skip_invalid:
-        rejects_path = Path(cfg.rejects) if cfg.rejects else default_rejects_path(dataset_dir)
-        write_csv(rejects, rejects_path)
-        if len(rejects):
-            log.warning("%d input problem(s) skipped; listed in %s", len(rejects), rejects_path)
+    rejects, rejects_path = _write_rejects(problems, cfg, dataset_dir)
 
     # no paths: a folder or file named after a patient must not reach the de-identified dataset
     options = {k: v for k, v in config_to_dict(cfg).items() if k not in INPUT_OPTIONS}
