@@ -167,10 +167,10 @@ def check_sr_in_original_study(app, orthanc, case_id: int, original) -> None:
     sr = hd.sr.ComprehensiveSR.from_dataset(pydicom.dcmread(io.BytesIO(sr_bytes[start:])))
     assert sr.StudyInstanceUID == original.StudyInstanceUID
     assert sr.PatientID == original.PatientID  # in the PACS: the original patient
-    [group] = sr.content.get_planar_roi_measurement_groups()
-    region = group.roi
-    assert region.referenced_sop_instance_uid == original.SOPInstanceUID
-    corners = region.value
+    [group] = sr.content.get_planar_roi_measurement_groups(
+        referenced_sop_instance_uid=original.SOPInstanceUID  # the boxes lie on the original
+    )
+    corners = group.roi.value
     assert corners[0].tolist() == [20, 30] and corners[2].tolist() == [90, 80]
     assert group.finding_type.value == "acute-vcf"
     with app.state.vcfnet.session_factory() as db:
