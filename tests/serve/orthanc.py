@@ -102,7 +102,9 @@ class OrthancServer:
             except requests.ConnectionError:
                 pass
             time.sleep(0.2)
-        raise OrthancError(f"Orthanc did not answer in {timeout_s} s: {self.log.read_text()[-2000:]}")
+        raise OrthancError(
+            f"Orthanc did not answer in {timeout_s} s: {self.log.read_text()[-2000:]}"
+        )
 
     def rest(self, method: str, path: str, **kwargs) -> requests.Response:
         return requests.request(

@@ -296,7 +296,9 @@ def file_instance(
     if known is not None:
         return Outcome(SUCCESS, "dicom.duplicate", "already filed", known)
     try:
-        checked, radiograph = ingest.read_upload(storage, settings, io.BytesIO(data), "instance.dcm")
+        checked, radiograph = ingest.read_upload(
+            storage, settings, io.BytesIO(data), "instance.dcm"
+        )
         case = ingest.store_case(
             db, storage, settings, id_key, actor, checked, radiograph,
             uids=uids, action="case.receive", detail=f"dicom; {source}",

@@ -216,9 +216,7 @@ class ImportResult:
 def _instances(client, study_uid: str) -> list[tuple[str, str, str]]:
     """(series, instance, SOP class) of the study's instances (QIDO-RS)."""
     found = client.search_for_instances(study_instance_uid=study_uid, limit=MAX_IMPORT + 1)
-    return [
-        (_value(i, "0020000E"), _value(i, "00080018"), _value(i, "00080016")) for i in found
-    ]
+    return [(_value(i, "0020000E"), _value(i, "00080018"), _value(i, "00080016")) for i in found]
 
 
 def import_study(
