@@ -1,4 +1,5 @@
-"""The platform against a real PACS: Orthanc (Debian's orthanc + orthanc-dicomweb) on loopback.
+"""The platform against a real PACS: Orthanc (Debian's orthanc + orthanc-dicomweb) on loopback
+(tests marked ``pacs``), and the send queue and secrets without one.
 
 Push by C-STORE from Orthanc -> a case; search and import over DICOMweb; sign -> the SR and the
 heatmap arrive in the ORIGINAL study and the SR reads back with the same box, class and
@@ -21,13 +22,12 @@ from tests.conftest import require_or_skip
 from tests.io.dicom_fixtures import FAKE_IDENTITY, write_dicom
 from tests.serve import orthanc as orthanc_mod
 from tests.serve.conftest import PASSWORD, add_users, dispose, login, make_settings, put_boxes
-from vcfnet.serve import crud
+from vcfnet.serve import crud, pacs, pacs_send
 from vcfnet.serve.app import create_app
 from vcfnet.serve.dicom_receiver import DicomReceiver
-from vcfnet.serve.models import AuditLog, Case, PacsOrigin, PacsOutbox
+from vcfnet.serve.models import AuditLog, Case, PacsOrigin, PacsOutbox, utcnow
 from vcfnet.serve.pacs_send import LABEL, PacsSender, send_due
 
-pytestmark = pytest.mark.pacs
 DX = "1.2.840.10008.5.1.4.1.1.1.1"
 
 
@@ -131,12 +131,8 @@ def sign_read(app, case_id: int) -> None:
     assert clin.post(f"/cases/{case_id}/analyse", data={"csrf_token": clin.csrf}).status_code == 303
     form = {"csrf_token": clin.csrf, "radiologist": "rad"}
     assert clin.post(f"/cases/{case_id}/reads", data=form).status_code == 303
-    read_id = (
-        app.state.vcfnet.session_factory()
-        .scalar(select(Case).where(Case.id == case_id))
-        .read_requests[-1]
-        .id
-    )
+    with app.state.vcfnet.session_factory() as db:
+        read_id = db.get(Case, case_id).read_requests[-1].id
     findings = {"csrf_token": rad.csrf, "finding_L1": "acute"}
     rad.post(f"/reads/{read_id}/impression", data=findings)
     rad.post(f"/reads/{read_id}/reveal", data={"csrf_token": rad.csrf})
@@ -191,6 +187,7 @@ def check_sr_in_original_study(app, orthanc, case_id: int, original) -> None:
     assert heatmap, "the heatmap series is labelled"
 
 
+@pytest.mark.pacs
 def test_orthanc_push_by_c_store_files_a_case_without_phi(app, orthanc, tmp_path):
     state = app.state.vcfnet
     instance_id, original = put_in_orthanc(orthanc, synthetic_dx(tmp_path, "ACC-PUSH-1"))
@@ -228,6 +225,7 @@ def assert_no_phi_outside_the_mapping(state, original, accession: str) -> None:
         assert not any(value.encode() in blob for blob in blobs), value
 
 
+@pytest.mark.pacs
 def test_dicomweb_search_import_sign_sends_sr_and_heatmap(app, orthanc, tmp_path, caplog):
     configure(app, orthanc)
     case_id, original = import_case(app, orthanc, tmp_path, "ACC-IMPORT-2", caplog)
@@ -247,23 +245,30 @@ def test_dicomweb_search_import_sign_sends_sr_and_heatmap(app, orthanc, tmp_path
     assert "sent" in page and LABEL not in page
 
 
-def test_orthanc_down_then_restarted_the_result_arrives(
-    app, orthanc, tmp_path, tiny_run_dir, caplog
+@pytest.mark.pacs
+def test_orthanc_stopped_mid_send_the_result_arrives_after_restarts(
+    app, orthanc, tmp_path, caplog, monkeypatch
 ):
     configure(app, orthanc)
     case_id, original = import_case(app, orthanc, tmp_path, "ACC-RETRY-3", caplog)
-    orthanc.stop()
+    sign_read(app, case_id)
+    real_store = pacs_send._store
+
+    def stop_then_store(stow, datasets):  # the SR is built, the PACS goes away, then STOW-RS
+        orthanc.stop()
+        return real_store(stow, datasets)
+
+    monkeypatch.setattr(pacs_send, "_store", stop_then_store)
     try:
-        sign_read(app, case_id)
         state = app.state.vcfnet
-        send_due(state.session_factory, state.storage, state.id_key, 0.2)
+        assert send_due(state.session_factory, state.storage, state.id_key, 0.2) == 1
         with state.session_factory() as db:
             [item] = db.scalars(select(PacsOutbox)).all()
-            assert (
-                item.state == "pending" and item.attempts == 1 and "Connection" in item.last_error
-            )
+            assert item.state == "pending" and item.attempts == 1
+            assert item.last_error.startswith("ConnectionError")
         assert "pending" in login(app, "admin").get("/admin/pacs").text
     finally:
+        monkeypatch.setattr(pacs_send, "_store", real_store)
         orthanc.start()
     dispose(app)  # the platform restarts too: a new app on the same data folder and database
     restarted = create_app(app.state.vcfnet.settings)
@@ -279,3 +284,64 @@ def test_orthanc_down_then_restarted_the_result_arrives(
         assert db.scalars(select(PacsOutbox.state)).one() == "sent"
     check_sr_in_original_study(restarted, orthanc, case_id, original)
     dispose(restarted)
+
+
+def test_the_secret_is_encrypted_and_never_shown(app):
+    admin = login(app, "admin")
+    form = {"csrf_token": admin.csrf, "qido_url": "http://127.0.0.1:9/dicom-web/", "auth": "bearer"}
+    assert admin.post("/admin/pacs", data={**form, "secret": "tok-3141592653"}).status_code == 303
+    assert admin.post("/admin/pacs", data=form).status_code == 303  # blank: the secret is kept
+    state = app.state.vcfnet
+    with state.session_factory() as db:
+        rows = " ".join(str(r) for r in db.execute(text("SELECT * FROM pacs_endpoints")))
+        audit = " ".join(e.detail for e in db.scalars(select(AuditLog)))
+        endpoint = pacs.get_endpoint(db)
+        assert pacs.decrypt_secret(state.id_key, endpoint.secret) == "tok-3141592653"
+        assert endpoint.qido_url == "http://127.0.0.1:9/dicom-web"
+    assert "tok-3141592653" not in rows + audit
+    page = admin.get("/admin/pacs").text
+    assert "tok-3141592653" not in page and "set; leave blank to keep it" in page
+    bad = admin.post("/admin/pacs", data={**form, "qido_url": "file:///etc/passwd"})
+    assert bad.status_code == 422
+
+
+def test_queue_retries_with_backoff_and_fails_without_the_link(app, tmp_path):
+    """A PACS that does not answer: the row waits (doubling delays); purged links: failed."""
+    from tests.serve.conftest import dicom_bytes, upload
+
+    state = app.state.vcfnet
+    admin = login(app, "admin")
+    url = f"http://127.0.0.1:{orthanc_mod.free_port()}/dicom-web"  # nothing listens there
+    form = {"csrf_token": admin.csrf, "qido_url": url, "auth": "none", "send_on_sign": "true"}
+    assert admin.post("/admin/pacs", data=form).status_code == 303
+    clin = login(app, "clin")
+    uploaded = upload(clin, dicom_bytes(tmp_path)).json()["id"]
+    sign_read(app, uploaded)  # an uploaded case has no link to a PACS image: nothing queued
+    with state.session_factory() as db:
+        assert db.scalars(select(PacsOutbox)).all() == []
+        db.add(PacsOrigin(case_id=uploaded, study_uid="1.2.3", series_uid="1.2.3.4",
+                          sop_instance_uid="1.2.3.4.5", sop_class_uid=DX))  # fmt: skip
+        db.commit()
+    sign_read(app, uploaded)
+    args = (state.session_factory, state.storage, state.id_key, 10.0)
+    delays = []
+    for _ in range(2):
+        assert send_due(*args) == 1
+        assert send_due(*args) == 0  # not due yet
+        with state.session_factory() as db:
+            item = db.scalars(select(PacsOutbox)).one()
+            assert item.state == "pending" and item.last_error.startswith("ConnectionError")
+            delays.append((item.next_attempt_at - utcnow()).total_seconds())
+            item.next_attempt_at = utcnow()
+            db.commit()
+    assert 8 < delays[0] <= 10 and 18 < delays[1] <= 20
+    assert admin.post("/admin/pacs/purge", data={"csrf_token": admin.csrf}).status_code == 303
+    assert send_due(*args) == 1
+    with state.session_factory() as db:
+        item = db.scalars(select(PacsOutbox)).one()
+        assert (item.state, item.attempts) == ("failed", 3)
+        assert item.last_error == "the link to the original image was purged"
+        assert db.scalars(select(PacsOrigin)).all() == []
+    retry = admin.post(f"/admin/pacs/outbox/{item.id}/retry", data={"csrf_token": admin.csrf})
+    assert retry.status_code == 303
+    assert "Retry" not in admin.get("/admin/pacs").text  # pending again

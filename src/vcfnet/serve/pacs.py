@@ -154,7 +154,11 @@ def make_client(endpoint: PacsEndpoint, id_key: bytes, service: str = "qido"):
         session.auth = (endpoint.username, secret)
     elif endpoint.auth == "bearer":
         session.headers["Authorization"] = f"Bearer {secret}"
-    return DICOMwebClient(url=url[service] or endpoint.qido_url, session=session, timeout=TIMEOUT_S)
+    client = DICOMwebClient(
+        url=url[service] or endpoint.qido_url, session=session, timeout=TIMEOUT_S
+    )
+    client.set_http_retry_params(retry=False)  # the send queue retries; a search fails fast
+    return client
 
 
 # ------------------------------------------------------------------------------------- search
