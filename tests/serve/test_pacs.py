@@ -74,7 +74,7 @@ def app(tmp_path, tiny_run_dir, receiver_port):
     dispose(app)
 
 
-def configure(app, orthanc) -> None:
+def configure(app, orthanc, after_analysis: bool = False) -> None:
     admin = login(app, "admin")
     form = {
         "csrf_token": admin.csrf,
@@ -83,6 +83,7 @@ def configure(app, orthanc) -> None:
         "username": orthanc_mod.USER,
         "secret": orthanc_mod.PASSWORD,
         "send_on_sign": "true",
+        **({"send_after_analysis": "true"} if after_analysis else {}),
     }
     assert admin.post("/admin/pacs", data=form).status_code == 303
     page = admin.get("/admin/pacs").text
@@ -227,7 +228,7 @@ def assert_no_phi_outside_the_mapping(state, original, accession: str) -> None:
 
 @pytest.mark.pacs
 def test_dicomweb_search_import_sign_sends_sr_and_heatmap(app, orthanc, tmp_path, caplog):
-    configure(app, orthanc)
+    configure(app, orthanc, after_analysis=True)
     case_id, original = import_case(app, orthanc, tmp_path, "ACC-IMPORT-2", caplog)
     with app.state.vcfnet.session_factory() as db:
         audit = [e.detail for e in db.scalars(select(AuditLog))]
@@ -235,10 +236,12 @@ def test_dicomweb_search_import_sign_sends_sr_and_heatmap(app, orthanc, tmp_path
         assert db.get(Case, case_id).study_instance_uid != original.StudyInstanceUID
     sign_read(app, case_id)
     state = app.state.vcfnet
-    assert send_due(state.session_factory, state.storage, state.id_key, 0.2) == 1
+    assert send_due(state.session_factory, state.storage, state.id_key, 0.2) == 2
     with state.session_factory() as db:
-        [item] = db.scalars(select(PacsOutbox)).all()
-        assert (item.state, item.attempts, item.last_error) == ("sent", 1, "")
+        after_analysis, after_signing = db.scalars(select(PacsOutbox).order_by(PacsOutbox.id))
+        assert after_analysis.analysis_id and after_signing.read_id
+        for item in (after_analysis, after_signing):
+            assert (item.state, item.attempts, item.last_error) == ("sent", 1, "")
     check_sr_in_original_study(app, orthanc, case_id, original)
     assert_no_phi_outside_the_mapping(state, original, "ACC-IMPORT-2")
     page = login(app, "admin").get("/admin/pacs").text

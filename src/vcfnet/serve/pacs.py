@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from vcfnet.errors import VcfnetError
@@ -251,7 +252,7 @@ def import_study(
                 continue
             ds = wado.retrieve_instance(study_uid, series_uid, sop_uid)
             _file(db, storage, settings, id_key, actor, ds, result)
-    except (InvalidInputError, ConflictError):
+    except (InvalidInputError, ConflictError, SQLAlchemyError):
         raise
     except Exception as exc:  # requests and dicomweb-client raise many types
         raise PacsError(f"the PACS import failed: {describe(exc)}; try again later") from None
