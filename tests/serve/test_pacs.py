@@ -118,6 +118,8 @@ def import_case(app, orthanc, tmp_path, accession: str, caplog) -> tuple[int, py
     assert accession not in caplog.text  # the search terms are not logged
     uid = original.StudyInstanceUID
     assert f'value="{uid}"' in page.text
+    by_date = clin.post("/pacs/search", data={"csrf_token": clin.csrf, "study_date": "2023-01-15"})
+    assert f'value="{uid}"' in by_date.text  # write_dicom's study date
     response = clin.post("/pacs/import", data={"csrf_token": clin.csrf, "study_uid": uid})
     assert response.status_code == 303, response.text[:300]
     case_id = int(response.headers["location"].rsplit("/", 1)[1])
@@ -242,6 +244,11 @@ def test_dicomweb_search_import_sign_sends_sr_and_heatmap(app, orthanc, tmp_path
         assert after_analysis.analysis_id and after_signing.read_id
         for item in (after_analysis, after_signing):
             assert (item.state, item.attempts, item.last_error) == ("sent", 1, "")
+        sent = db.scalars(select(AuditLog.detail).where(AuditLog.action == "pacs.send.sent"))
+        assert list(sent) == [
+            f"item {after_analysis.id}, attempt 1",
+            f"item {after_signing.id}, attempt 1",
+        ]
     check_sr_in_original_study(app, orthanc, case_id, original)
     assert_no_phi_outside_the_mapping(state, original, "ACC-IMPORT-2")
     page = login(app, "admin").get("/admin/pacs").text

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vcfnet.serve import export
+from vcfnet.serve.crud import Actor, audit
 from vcfnet.serve.models import Analysis, Case, PacsOrigin, PacsOutbox, ReadRequest, utcnow
 from vcfnet.serve.pacs import describe, get_endpoint, make_client
 from vcfnet.serve.storage import LocalStorage
@@ -197,6 +198,9 @@ def send_one(db: Session, storage: LocalStorage, id_key: bytes, item: PacsOutbox
             item.next_attempt_at = utcnow() + dt.timedelta(seconds=delay)
     else:
         item.state, item.sent_at, item.last_error = "sent", utcnow(), ""
+    if item.state != "pending":  # retries show on the admin's PACS page, not in the audit
+        detail = f"item {item.id}, attempt {item.attempts}"
+        audit(db, Actor(None, "pacs-sender"), f"pacs.send.{item.state}", item.case_id, detail)
     log.info("PACS outbox item %d: %s (attempt %d)", item.id, item.state, item.attempts)
 
 
