@@ -62,6 +62,9 @@ def world(tmp_path_factory, tiny_run_dir, module_db_url):
     launched = res.post(f"/studies/{study_ids[0]}/launch", data={"csrf_token": res.csrf})
     assert launched.status_code == 303, launched.text
     study_case = rad.get(f"/api/v1/reading/{study_ids[0]}").json()["case"]["study_case_id"]
+    admin = login(app, "admin")  # a PACS endpoint (nothing listens there)
+    form = {"csrf_token": admin.csrf, **PACS_FORM}
+    assert admin.post("/admin/pacs", data=form).status_code == 303
     yield {
         "app": app,
         "case": case_id,
@@ -84,6 +87,7 @@ def ids(world) -> dict:
         "sc": world["study_case"],
         "nocase": 888888,
         "nouser": 888888,
+        "nooutbox": 888888,
     }
 
 
@@ -102,6 +106,7 @@ def every(code: int, anonymous: int) -> dict[str, int]:
 
 
 PNG = png_bytes(120, 100, seed=5)
+PACS_FORM = {"qido_url": "http://127.0.0.1:9/dicom-web", "auth": "none"}
 BOXES = {"boxes": [{"level": "L1", "x1": 40, "y1": 50, "x2": 120, "y2": 110}]}
 
 #: (method, path template, request kwargs, expected status per role)
@@ -207,6 +212,13 @@ TABLE = [
     ),
     ("POST", "/admin/users/{res}/active", {"data": {"active": "true"}}, only({"admin": 303})),
     ("GET", "/admin/audit", {}, only({"admin": 200})),
+    ("GET", "/admin/pacs", {}, only({"admin": 200})),
+    ("POST", "/admin/pacs", {"data": PACS_FORM}, only({"admin": 303})),
+    ("POST", "/admin/pacs/outbox/{nooutbox}/retry", {}, only({"admin": 404})),
+    ("POST", "/admin/pacs/purge", {}, only({"admin": 303})),
+    ("GET", "/pacs", {}, only({"clinician": 200})),
+    ("POST", "/pacs/search", {"data": {"study_date": "2023-13"}}, only({"clinician": 422})),
+    ("POST", "/pacs/import", {"data": {"study_uid": "not-a-uid"}}, only({"clinician": 422})),
     ("GET", "/api/v1/me", {}, every(200, 401)),
     ("GET", "/api/v1/cases", {}, only({"clinician": 200, "radiologist": 200}, page=False)),
     ("POST", "/api/v1/cases", {"files": {"file": ("x.png", PNG)}}, only({"clinician": 201}, False)),
@@ -282,6 +294,7 @@ def test_table_covers_every_route(world):
         "{sc}": "{study_case_id}",
         "{nocase}": "{case_id}",
         "{nouser}": "{user_id}",
+        "{nooutbox}": "{item_id}",
     }
     covered = set()
     for method, path, _, _ in TABLE:

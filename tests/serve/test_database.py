@@ -175,8 +175,39 @@ def test_upgrade_0002_to_0003_adds_the_reader_study_tables(tmp_path, db_url):
         assert connection.execute(text("SELECT username FROM users")).scalar_one() == "r"
         assert connection.execute(text("SELECT count(*) FROM studies")).scalar_one() == 0
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
-            "0003"
+            head_revision()
         )
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
+    engine.dispose()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    from vcfnet.serve.migrations import alembic_config
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def test_upgrade_0003_to_0004_adds_the_pacs_tables_and_downgrades(tmp_path, db_url):
+    from alembic import command
+    from sqlalchemy import text
+
+    from vcfnet.serve.migrations import alembic_config
+
+    engine = make_engine(db_url or f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade_database(engine, "0003")
+    assert "pacs_outbox" not in inspect(engine).get_table_names()
+    upgrade_database(engine, "0004_pacs")
+    pacs_tables = {"pacs_endpoints", "pacs_origins", "pacs_outbox"}
+    assert pacs_tables <= set(inspect(engine).get_table_names())
+    with engine.begin() as connection:
+        config = alembic_config(engine.url.render_as_string(hide_password=False))
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0003")
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
+            "0003"
+        )
+    assert not pacs_tables & set(inspect(engine).get_table_names())
     engine.dispose()

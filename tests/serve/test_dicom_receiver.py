@@ -17,7 +17,7 @@ from vcfnet.errors import ConfigError
 from vcfnet.serve import crud
 from vcfnet.serve.app import build_state
 from vcfnet.serve.dicom_receiver import DicomReceiver
-from vcfnet.serve.models import AuditLog, Case
+from vcfnet.serve.models import AuditLog, Case, PacsOrigin
 
 pytest.importorskip("pynetdicom")
 
@@ -144,6 +144,42 @@ def test_non_image_object_gets_a_failure_status(receiver, tmp_path):
     assert action == "dicom.refused" and "0xA900" in detail and "PACS1" in detail
 
 
+def test_over_size_dataset_is_refused_before_decoding(tmp_path):
+    state = make_state(tmp_path, max_dicom_bytes=4096)  # the radiograph is 12 KiB
+    with DicomReceiver.from_state(state, host=LOOPBACK, port=0) as recv:
+        assert send(recv.port, radiograph(tmp_path)) == 0xA700  # Refused: Out of Resources
+    assert cases(recv) == []
+    ((action, detail),) = actions(recv)[-1:]
+    assert action == "dicom.refused" and "over the limit of 4096" in detail
+
+
+def test_original_uids_only_in_the_mapping_table(receiver, tmp_path):
+    ds = radiograph(tmp_path)
+    assert send(receiver.port, ds) == 0x0000
+    with receiver.session_factory() as db:
+        (case,) = db.scalars(select(Case)).all()
+        origin = db.get(PacsOrigin, case.id)
+        assert (origin.study_uid, origin.sop_instance_uid) == (
+            ds.StudyInstanceUID,
+            ds.SOPInstanceUID,
+        )
+        tables = [
+            r[0] for r in db.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))
+        ]
+        rows = " ".join(
+            str(r)
+            for t in tables
+            if t != "pacs_origins"
+            for r in db.execute(text(f'SELECT * FROM "{t}"'))
+        )
+    for uid in (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID):
+        assert uid not in rows
+    files = [p for p in Path(receiver.settings.data_dir).rglob("*") if p.is_file()]
+    for path in files:
+        if not path.name.startswith("vcfnet.db"):  # the database: checked per table above
+            assert ds.SOPInstanceUID.encode() not in path.read_bytes()
+
+
 def test_secondary_capture_only_when_enabled(receiver, tmp_path):
     assoc = associate(receiver.port, contexts=(SC,))
     assert not assoc.is_established or not assoc.accepted_contexts
@@ -187,9 +223,10 @@ def test_settings_from_the_command_line(tmp_path):
     from vcfnet.cli.serve import settings_from_args
 
     dicom = ["--dicom-port", "11112", "--ae-title", "VCFNET", "--allow-ae", "PACS1"]
-    more = ["--allow-ae", "PACS2", "--pacs-user", "orthanc"]
+    more = ["--allow-ae", "PACS2", "--pacs-user", "orthanc", "--dicom-max-mib", "3"]
     args = build_parser("serve").parse_args(["serve", "--data", str(tmp_path), *dicom, *more])
     settings = settings_from_args(args)
     assert settings.dicom_port == 11112 and settings.ae_title == "VCFNET"
     assert settings.allowed_aes == ("PACS1", "PACS2") and settings.pacs_username == "orthanc"
+    assert settings.max_dicom_bytes == 3 * 1024 * 1024
     assert replace(settings, dicom_port=None).dicom_port is None

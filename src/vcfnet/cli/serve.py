@@ -88,6 +88,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="clinician account received cases are filed under (default pacs)",
     )
     dicom.add_argument(
+        "--dicom-max-mib",
+        type=int,
+        default=64,
+        metavar="MIB",
+        help="refuse larger C-STORE datasets (status 0xA700; default 64 MiB)",
+    )
+    dicom.add_argument(
         "--dicom-accept-sc",
         action="store_true",
         help="also accept Secondary Capture images of modality DX/CR/DR",
@@ -117,6 +124,7 @@ def settings_from_args(args: argparse.Namespace):
             allowed_aes=tuple(args.allow_ae),
             pacs_username=args.pacs_user,
             dicom_secondary_capture=args.dicom_accept_sc,
+            max_dicom_bytes=args.dicom_max_mib * MIB,
         )
     return settings
 
@@ -163,11 +171,20 @@ def run_serve(args: argparse.Namespace) -> int:
 
 @contextmanager
 def dicom_receiver(state, host: str) -> Iterator[None]:
-    """The DICOM C-STORE receiver in background threads while the web server runs (if a
-    --dicom-port is given)."""
-    if state.settings.dicom_port is None:
-        yield
-        return
+    """The DICOM C-STORE receiver (if a --dicom-port is given) and the sender of results to the
+    PACS (``serve.pacs_send``) in background threads while the web server runs."""
+    from vcfnet.serve.pacs_send import PacsSender
+
+    with PacsSender(state):
+        if state.settings.dicom_port is None:
+            yield
+            return
+        with _receiver(state, host):
+            yield
+
+
+@contextmanager
+def _receiver(state, host: str) -> Iterator[None]:
     from vcfnet.serve.dicom_receiver import DicomReceiver
 
     receiver = DicomReceiver.from_state(state, host=host)

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from starlette.exceptions import HTTPException
 from starlette.templating import Jinja2Templates
 
-from vcfnet.serve import crud, ingest, ml, security
+from vcfnet.serve import crud, ingest, ml, pacs, security
 from vcfnet.serve.api.deps import AppState, LoginRequiredError
 from vcfnet.serve.db import make_engine, make_session_factory
 from vcfnet.serve.middleware import SecurityHeadersMiddleware
@@ -52,12 +52,14 @@ def create_app(settings: Settings) -> FastAPI:
         pages_admin,
         pages_auth,
         pages_cases,
+        pages_pacs,
         pages_reads,
         pages_reports,
         pages_studies,
     )
 
     modules = (pages_auth, pages_reports, pages_cases, pages_reads, pages_studies, pages_admin)
+    modules += (pages_pacs,)
     for module in (*modules, api_v1):
         app.include_router(module.router)
     add_error_handlers(app)
@@ -108,6 +110,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     crud.InvalidInputError: 422,
     security.WeakPasswordError: 422,
     ml.ModelUnavailableError: 503,
+    pacs.PacsError: 502,
 }
 
 

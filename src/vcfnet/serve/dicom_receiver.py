@@ -14,12 +14,16 @@ checks, the same decoding, the same keyed patient pseudonym, and nothing identif
 - Failure statuses: 0xA900 for a dataset that does not match its SOP class (no pixel data, a SOP
   Class UID other than the negotiated one, a Secondary Capture that is not a radiograph);
   0xC000 for an instance the upload checks refuse (cannot be understood); 0xA700 for a failure of
-  the platform (database, disk, the PACS account disabled): the sender may retry later.
+  the platform (database, disk, the PACS account disabled): the sender may retry later, and for
+  a dataset larger than ``Settings.max_dicom_bytes`` (``--dicom-max-mib``, default 64 MiB;
+  checked on the received bytes before anything is decoded).
+- The original Study/Series/SOP Instance UIDs go to ``PacsOrigin`` (admin-only, purgeable), the
+  one link back to the hospital's images, used to send results to the original study.
 - Cases are filed under the clinician account ``Settings.pacs_username`` (made with ``vcfnet
   users add pacs --role clinician --hospital ...``): its hospital's clinicians see them.
 - Grouped by study: a case's study and series UIDs are keyed pseudonyms (HMAC, the pseudonym key)
   of the received ones, so the images of one study share one study UID without the original being
-  stored; the SOP Instance UID likewise, so an instance sent twice is filed once.
+  stored in the case tables; the SOP Instance UID likewise, so an instance sent twice is filed once.
 - Every arrival is audited (``case.receive``, ``dicom.duplicate`` or ``dicom.refused``) with the
   calling AE title and the status, never patient data.
 """
@@ -39,7 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vcfnet.errors import ConfigError
 from vcfnet.serve import ingest
 from vcfnet.serve.crud import Actor, audit
-from vcfnet.serve.models import Case, User
+from vcfnet.serve.models import Case, PacsOrigin, User
 from vcfnet.serve.settings import Settings
 from vcfnet.serve.storage import LocalStorage
 
@@ -226,6 +230,13 @@ class DicomReceiver:
         return outcome.status
 
     def _receive(self, db: Session, actor: Actor, event, calling: str) -> Outcome:
+        size = len(event.encoded_dataset(include_meta=False))
+        if size > self.settings.max_dicom_bytes:  # checked before anything is decoded
+            return Outcome(
+                OUT_OF_RESOURCES,
+                "dicom.refused",
+                f"{size} bytes over the limit of {self.settings.max_dicom_bytes}",
+            )
         try:
             ds = event.dataset
             ds.file_meta = event.file_meta
@@ -236,45 +247,10 @@ class DicomReceiver:
         mismatch = self._mismatch(ds, event.context.abstract_syntax)
         if mismatch:
             return Outcome(DATASET_MISMATCH, "dicom.refused", mismatch)
-        hospital = actor.user.hospital
-        uids = {
-            "study_instance_uid": keyed_uid(
-                self.id_key, "study", hospital, str(ds.get("StudyInstanceUID", ""))
-            ),
-            "series_instance_uid": keyed_uid(
-                self.id_key, "series", hospital, str(ds.get("SeriesInstanceUID", ""))
-            ),
-            "sop_instance_uid": keyed_uid(
-                self.id_key, "instance", hospital, str(ds.SOPInstanceUID)
-            ),
-        }
-        known = db.scalar(select(Case.id).where(Case.sop_instance_uid == uids["sop_instance_uid"]))
-        if known is not None:
-            return Outcome(SUCCESS, "dicom.duplicate", "already filed", known)
         data = event.encoded_dataset(include_meta=True)
-        try:
-            checked, radiograph = ingest.read_upload(
-                self.storage, self.settings, io.BytesIO(data), "instance.dcm"
-            )
-            case = ingest.store_case(
-                db,
-                self.storage,
-                self.settings,
-                self.id_key,
-                actor,
-                checked,
-                radiograph,
-                uids=uids,
-                action="case.receive",
-                detail=f"dicom; from AE {calling}",
-            )
-        except ingest.IngestError as exc:
-            return Outcome(CANNOT_UNDERSTAND, "dicom.refused", type(exc).__name__)
-        except IntegrityError:  # the same instance filed meanwhile by another association
-            db.rollback()
-            return Outcome(SUCCESS, "dicom.duplicate", "already filed")
-        log.info("DICOM instance from %s filed as case %d", calling, case.id)
-        return Outcome(SUCCESS, "case.receive", "", case.id)
+        return file_instance(
+            db, self.storage, self.settings, self.id_key, actor, ds, data, f"from AE {calling}"
+        )
 
     def _mismatch(self, ds, negotiated: str) -> str:
         """Why the dataset does not match its negotiated SOP class ('' if it does)."""
@@ -289,3 +265,51 @@ class DicomReceiver:
             if modality not in RADIOGRAPH_MODALITIES:
                 return "Secondary Capture of a modality other than DX/CR/DR"
         return ""
+
+
+def file_instance(
+    db: Session,
+    storage: LocalStorage,
+    settings: Settings,
+    id_key: bytes,
+    actor: Actor,
+    ds,
+    data: bytes,
+    source: str,
+) -> Outcome:
+    """File one received or imported instance (``ds`` decoded, ``data`` its Part 10 bytes) as a
+    case, through the upload's checks; keyed UIDs on the case, the original ones in
+    ``PacsOrigin`` only. An instance already filed is not filed again."""
+    hospital = actor.user.hospital
+    original = {
+        "study_uid": str(ds.get("StudyInstanceUID", "")),
+        "series_uid": str(ds.get("SeriesInstanceUID", "")),
+        "sop_instance_uid": str(ds.SOPInstanceUID),
+        "sop_class_uid": str(ds.get("SOPClassUID", "")),
+    }
+    uids = {
+        "study_instance_uid": keyed_uid(id_key, "study", hospital, original["study_uid"]),
+        "series_instance_uid": keyed_uid(id_key, "series", hospital, original["series_uid"]),
+        "sop_instance_uid": keyed_uid(id_key, "instance", hospital, original["sop_instance_uid"]),
+    }
+    known = db.scalar(select(Case.id).where(Case.sop_instance_uid == uids["sop_instance_uid"]))
+    if known is not None:
+        return Outcome(SUCCESS, "dicom.duplicate", "already filed", known)
+    try:
+        checked, radiograph = ingest.read_upload(
+            storage, settings, io.BytesIO(data), "instance.dcm"
+        )
+        case = ingest.store_case(
+            db, storage, settings, id_key, actor, checked, radiograph,
+            uids=uids, action="case.receive", detail=f"dicom; {source}",
+        )  # fmt: skip
+    except ingest.IngestError as exc:
+        return Outcome(CANNOT_UNDERSTAND, "dicom.refused", type(exc).__name__)
+    except IntegrityError:  # the same instance filed meanwhile by another association
+        db.rollback()
+        return Outcome(SUCCESS, "dicom.duplicate", "already filed")
+    if all(original.values()):  # for results sent back to the PACS (serve.pacs_send)
+        db.add(PacsOrigin(case_id=case.id, **original))
+        db.commit()
+    log.info("DICOM instance (%s) filed as case %d", source, case.id)
+    return Outcome(SUCCESS, "case.receive", "", case.id)

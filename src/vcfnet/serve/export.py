@@ -32,7 +32,6 @@ import numpy as np
 from pydicom import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
-from pydicom.uid import SecondaryCaptureImageStorage
 
 from vcfnet.labels import CLASS_NAMES
 from vcfnet.serve.models import Analysis, Case, ReadRequest, Report, User
@@ -183,7 +182,9 @@ def _rectangle(box: tuple[float, float, float, float]) -> np.ndarray:
 
 
 def structured_report(signed: SignedRead, sc: Dataset) -> Dataset:
-    """A Comprehensive SR (TID 1500) of a signed read, referencing the Secondary Capture."""
+    """A Comprehensive SR (TID 1500) of a signed read whose regions lie on the image ``sc``: the
+    case's de-identified Secondary Capture (a download), or the original instance's metadata
+    (the SR sent to the PACS, ``serve.pacs_send``); the SR joins that image's study and patient."""
     import highdicom as hd
 
     case, analysis = signed.case, signed.analysis
@@ -219,8 +220,8 @@ def structured_report(signed: SignedRead, sc: Dataset) -> Dataset:
         observer_person_context=person, observer_device_context=device
     )
     source = hd.sr.SourceImageForRegion(
-        referenced_sop_class_uid=SecondaryCaptureImageStorage,
-        referenced_sop_instance_uid=case.sop_instance_uid,
+        referenced_sop_class_uid=sc.SOPClassUID,
+        referenced_sop_instance_uid=sc.SOPInstanceUID,
     )
 
     def finding(level: str) -> Code | None:

@@ -371,6 +371,63 @@ class StudyRead(Base):
     study_case: Mapped[StudyCase] = relationship()
 
 
+# --------------------------------------------------------------------- PACS (serve.pacs, issue 20)
+PACS_AUTH: tuple[str, ...] = ("none", "basic", "bearer")
+OUTBOX_STATES: tuple[str, ...] = ("pending", "sent", "failed")
+
+
+class PacsEndpoint(Base):
+    """The hospital PACS (DICOMweb); one row. The secret is encrypted (``serve.pacs``)."""
+
+    __tablename__ = "pacs_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    qido_url: Mapped[str] = mapped_column(String(512))
+    wado_url: Mapped[str] = mapped_column(String(512), default="")
+    stow_url: Mapped[str] = mapped_column(String(512), default="")
+    auth: Mapped[str] = mapped_column(String(8), default="none")
+    username: Mapped[str] = mapped_column(String(128), default="")
+    secret: Mapped[str] = mapped_column(Text, default="")  # Fernet token, never shown
+    send_on_sign: Mapped[bool] = mapped_column(Boolean, default=True)
+    send_after_analysis: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PacsOrigin(Base):
+    """The ORIGINAL UIDs of a case received from or imported out of the PACS: the one table
+    that links a de-identified case to the hospital's images (admin-only; the admin can purge)."""
+
+    __tablename__ = "pacs_origins"
+
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True
+    )
+    study_uid: Mapped[str] = mapped_column(String(64))
+    series_uid: Mapped[str] = mapped_column(String(64))
+    sop_instance_uid: Mapped[str] = mapped_column(String(64))
+    sop_class_uid: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PacsOutbox(Base):
+    """One result to send to the PACS (SR, and the heatmap if any): the retry queue."""
+
+    __tablename__ = "pacs_outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    read_id: Mapped[int | None] = mapped_column(ForeignKey("read_requests.id"), default=None)
+    analysis_id: Mapped[int | None] = mapped_column(
+        ForeignKey("analyses.id", ondelete="CASCADE"), default=None
+    )
+    state: Mapped[str] = mapped_column(String(8), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(String(255), default="")
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+
 @event.listens_for(Session, "before_flush")
 def _refuse_changes_to_immutable_rows(session: Session, _context, _instances) -> None:
     """Audit entries are never changed or deleted; a signed report is never changed."""

@@ -30,6 +30,9 @@ class Settings:
     allowed_aes: tuple[str, ...] = ()  # calling AE titles let in; empty: any
     pacs_username: str = "pacs"  # the clinician account received images are filed under
     dicom_secondary_capture: bool = False  # also accept Secondary Capture images
+    max_dicom_bytes: int = 64 * MIB  # a larger C-STORE dataset is refused (0xA700)
+    # results sent to the PACS (``serve.pacs_send``): first retry after this, doubling, <= 1 h
+    pacs_retry_seconds: float = 30.0
 
     @property
     def database_url(self) -> str:

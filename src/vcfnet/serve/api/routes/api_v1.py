@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from vcfnet.serve import crud, reads, studies
+from vcfnet.serve import crud, pacs_send, reads, studies
 from vcfnet.serve.analysis import analyse_case, analysis_dict
 from vcfnet.serve.api.deps import Auth, DbSession, api_user, app_state
 from vcfnet.serve.ingest import ingest_upload, patient_pseudonym, read_upload
@@ -110,7 +110,9 @@ def analyse(
     """Run the model on the case's boxes (a sync route: it runs on a worker thread)."""
     state = app_state(request)
     case = crud.get_case(db, auth.actor, case_id)
-    return analysis_dict(analyse_case(db, state.storage, state.models, auth.actor, case))
+    analysis = analyse_case(db, state.storage, state.models, auth.actor, case)
+    pacs_send.enqueue_analysis(db, analysis)  # if the admin turned it on
+    return analysis_dict(analysis)
 
 
 @router.get("/worklist")

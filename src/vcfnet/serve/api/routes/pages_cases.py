@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from vcfnet.serve import crud, reads
+from vcfnet.serve import crud, pacs_send, reads
 from vcfnet.serve.analysis import analyse_case, analysis_dict
 from vcfnet.serve.api.deps import Auth, DbSession, app_state, page_user
 from vcfnet.serve.api.routes import render, see_other
@@ -138,7 +138,8 @@ def analyse(
     """Blocking inference: a sync route, so FastAPI runs it on a worker thread, not the loop."""
     state = app_state(request)
     case = crud.get_case(db, auth.actor, case_id)
-    analyse_case(db, state.storage, state.models, auth.actor, case)
+    analysis = analyse_case(db, state.storage, state.models, auth.actor, case)
+    pacs_send.enqueue_analysis(db, analysis)  # if the admin turned it on
     return see_other(f"/cases/{case.id}#result")
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 
 from vcfnet.labels import CLASS_NAMES
-from vcfnet.serve import reads
+from vcfnet.serve import pacs_send, reads
 from vcfnet.serve.api.deps import Auth, DbSession, page_user
 from vcfnet.serve.api.routes import render, see_other
 from vcfnet.serve.api.routes.pages_cases import case_context
@@ -120,6 +120,7 @@ def sign(
 ):
     read = reads.get_read(db, auth.actor, read_id, action="read.open")
     reads.sign_report(db, auth.actor, read)
+    pacs_send.enqueue_report(db, read)  # to the PACS, in the same transaction (if configured)
     return see_other(f"/reads/{read.id}#report")
 
 
@@ -134,4 +135,5 @@ def addendum(
 ):
     read = reads.get_read(db, auth.actor, read_id, action="read.open")
     reads.add_addendum(db, auth.actor, read, findings, text)
+    pacs_send.enqueue_report(db, read)
     return see_other(f"/reads/{read.id}#report")
