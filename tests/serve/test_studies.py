@@ -15,8 +15,9 @@ import pytest
 
 from tests.serve.conftest import login, png_bytes, put_boxes, upload
 from vcfnet.cli.main import main
+from vcfnet.evaluation.predictions import PROB_COLUMNS
 from vcfnet.labels import CLASS_NAMES
-from vcfnet.reader_study.reads import READS_COLUMNS
+from vcfnet.reader_study.reads import RATING_COLUMNS, READS_COLUMNS
 from vcfnet.serve import studies, study_results
 from vcfnet.serve.models import ImmutableRowError, Study, StudyRead
 
@@ -34,7 +35,7 @@ def make_study(
     design: str = "sequential",
     washout: int = 0,
     seed: int = 7,
-    confidence: bool = False,
+    ratings: str = "none",
     launch: bool = True,
 ):
     """A study of ``n_cases`` new cases (2 boxes each, truths cycling over the classes)."""
@@ -53,7 +54,7 @@ def make_study(
         "design": design,
         "washout_days": washout,
         "seed": seed,
-        "confidence": "1" if confidence else "",
+        "ratings": ratings,
     }
     assert res.post(f"/studies/{study_id}/settings", data=settings).status_code == 303
     k = 0
@@ -88,7 +89,7 @@ def submit(client, study_id: int, study_case_id: int, labels, confidences=None, 
     )
 
 
-def read_session(client, study_id: int, rng, sliders: bool = False) -> list[tuple[int, str]]:
+def read_session(client, study_id: int, rng, ratings: str = "none") -> list[tuple[int, str]]:
     """Read every case of the reader's open session; returns (study_case_id, mode) in order."""
     served = []
     state = current(client, study_id)
@@ -97,7 +98,13 @@ def read_session(client, study_id: int, rng, sliders: bool = False) -> list[tupl
         case = state["case"]
         labels = [str(rng.choice(CLASS_NAMES)) for _ in case["boxes"]]
         confidences = None
-        if sliders:
+        if ratings == "five_point":
+            confidences = [
+                {c: int(rng.integers(4, 6)) if c == label else int(rng.integers(1, 4))
+                 for c in CLASS_NAMES}
+                for label in labels
+            ]  # fmt: skip
+        elif ratings == "sliders":
             confidences = []
             for label in labels:
                 top = int(rng.integers(34, 101))
@@ -264,16 +271,23 @@ def test_crossover_reads_half_the_cases_aided_first(app):
     assert {c for c, _ in first} == {c for c, _ in second} == set(ids)
 
 
-@pytest.mark.parametrize("confidence", [False, True], ids=["classes", "confidences"])
-def test_live_analysis_equals_vcfnet_readers_on_the_export(app, tmp_path, confidence):
-    res, study_id, _ = make_study(app, n_cases=6, confidence=confidence, seed=3)
+SCORES = {  # rating scale -> (score columns of reads.csv, score kind of the MRMC)
+    "none": ((), "categorical"),
+    "sliders": (PROB_COLUMNS, "probability"),
+    "five_point": (RATING_COLUMNS, "rating"),
+}
+
+
+@pytest.mark.parametrize("ratings", list(SCORES))
+def test_live_analysis_equals_vcfnet_readers_on_the_export(app, tmp_path, ratings):
+    res, study_id, _ = make_study(app, n_cases=6, ratings=ratings, seed=3)
     rng = np.random.default_rng(5)
     for username in ("rad", "rad2"):
         client = login(app, username)
-        read_session(client, study_id, rng, sliders=confidence)
+        read_session(client, study_id, rng, ratings)
         page = res.get(f"/studies/{study_id}").text
         assert "interim" in page  # the second session (or reader) is still to come
-        read_session(client, study_id, rng, sliders=confidence)
+        read_session(client, study_id, rng, ratings)
     page = res.get(f"/studies/{study_id}")
     assert page.status_code == 200 and "interim" not in page.text
 
@@ -282,7 +296,7 @@ def test_live_analysis_equals_vcfnet_readers_on_the_export(app, tmp_path, confid
     reads_csv.write_bytes(res.get(f"/studies/{study_id}/reads.csv").content)
     reads = pd.read_csv(reads_csv)
     assert len(reads) == 2 * 2 * 12  # readers x modes x vertebrae
-    assert tuple(reads.columns) == (READS_COLUMNS if confidence else READS_COLUMNS[:5])
+    assert tuple(reads.columns) == (*READS_COLUMNS[:5], *SCORES[ratings][0])
     out = tmp_path / "cli"
     args = ["readers", "--truth", str(truth_csv), "--reads", str(reads_csv), "--out", str(out)]
     assert main(["-q", *args, "--no-figures"]) == 0
@@ -306,7 +320,7 @@ def test_live_analysis_equals_vcfnet_readers_on_the_export(app, tmp_path, confid
         # the page shows them
         assert f"{live.mrmc['classes'][cls]['auc_aided']:.3f}" in page.text
     assert set(live.table["reader"]) == {"model", "rad", "rad2"}
-    assert cli_mrmc["score_kind"] == ("probability" if confidence else "categorical")
+    assert cli_mrmc["score_kind"] == live.mrmc["score_kind"] == SCORES[ratings][1]
     for row in live.comparisons.itertuples():  # McNemar and DeLong per reader on the page
         assert row.comparison in page.text
 
@@ -322,7 +336,7 @@ def test_live_analysis_equals_vcfnet_readers_on_the_export(app, tmp_path, confid
 
 
 def test_reading_page_form_records_classes_confidences_and_time(app):
-    _, study_id, _ = make_study(app, n_cases=2, readers=(("rad", "expert"),), confidence=True)
+    _, study_id, _ = make_study(app, n_cases=2, readers=(("rad", "expert"),), ratings="sliders")
     rad = login(app, "rad")
     study_case = current(rad, study_id)["case"]["study_case_id"]
     form = {

@@ -30,6 +30,8 @@ class Settings:
     allowed_aes: tuple[str, ...] = ()  # calling AE titles let in; empty: any
     pacs_username: str = "pacs"  # the clinician account received images are filed under
     dicom_secondary_capture: bool = False  # also accept Secondary Capture images
+    # reader studies: folders under which researchers may import a prepared dataset by its path
+    study_import_dirs: tuple[Path, ...] = ()
 
     @property
     def database_url(self) -> str:

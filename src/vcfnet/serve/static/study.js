@@ -1,22 +1,60 @@
 "use strict";
 // Reader-study reading page: keys 1/2/3 pick the class of the next unanswered box, Enter submits;
-// the time on the case goes with the read.
+// the time on the case goes with the read. Confidence sliders of a box keep their sum at 100.
 (function () {
   const form = document.getElementById("study-read");
   if (!form) return;
   const started = performance.now();
   const boxes = Array.from(form.querySelectorAll("fieldset.box-read"));
+  const classRadios = (box) => box.querySelectorAll("input[type=radio][name^=label_]");
+
+  function show(slider) {
+    slider.setAttribute("aria-valuetext", slider.value + " %");
+    const out = form.querySelector(`output[for="${slider.id}"]`);
+    if (out) out.value = slider.value;
+  }
+
+  // Moving one slider shares the rest of 100 among the others in proportion to their values.
+  function rebalance(group, moved) {
+    const others = Array.from(group.querySelectorAll("input[type=range]")).filter((s) => s !== moved);
+    const rest = 100 - Number(moved.value);
+    const total = others.reduce((sum, s) => sum + Number(s.value), 0);
+    let left = rest;
+    others.forEach((s, k) => {
+      const share = k === others.length - 1 ? left
+        : Math.round(total > 0 ? rest * Number(s.value) / total : rest / others.length);
+      s.value = String(Math.max(0, Math.min(left, share)));
+      left -= Number(s.value);
+      show(s);
+    });
+    show(moved);
+  }
+
+  form.querySelectorAll("fieldset.sliders").forEach((group) => {
+    group.addEventListener("input", (event) => {
+      if (event.target instanceof HTMLInputElement && event.target.type === "range") {
+        rebalance(group, event.target);
+      }
+    });
+  });
+
   form.addEventListener("submit", () => {
     form.elements.seconds.value = ((performance.now() - started) / 1000).toFixed(1);
   });
   document.addEventListener("keydown", (event) => {
     const target = event.target;
+    if (target instanceof HTMLInputElement && target.type === "range" && event.key === "Enter") {
+      event.preventDefault();
+      form.requestSubmit();
+      return;
+    }
     if (target instanceof HTMLInputElement && target.type !== "radio") return;
+    if (target instanceof HTMLInputElement && target.name.startsWith("conf_")) return;
     if (target instanceof HTMLSelectElement || target instanceof HTMLTextAreaElement) return;
     if (["1", "2", "3"].includes(event.key)) {
-      const box = boxes.find((b) => !b.querySelector("input[type=radio]:checked")) || boxes[boxes.length - 1];
+      const box = boxes.find((b) => !b.querySelector("input[name^=label_]:checked")) || boxes[boxes.length - 1];
       if (!box) return;
-      const choice = box.querySelectorAll("input[type=radio]")[Number(event.key) - 1];
+      const choice = classRadios(box)[Number(event.key) - 1];
       if (choice) { choice.checked = true; event.preventDefault(); }
     } else if (event.key === "Enter" && !(target instanceof HTMLButtonElement)) {
       event.preventDefault();
