@@ -12,6 +12,7 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from tests.serve.conftest import login, png_bytes, put_boxes, upload
 from vcfnet.cli.main import main
@@ -324,6 +325,17 @@ def test_live_analysis_equals_vcfnet_readers_on_the_export(app, tmp_path, rating
     for row in live.comparisons.itertuples():  # McNemar and DeLong per reader on the page
         assert row.comparison in page.text
 
+    # Figure 6 on the page (a PNG by an authorised route) and the results as JSON
+    assert f'src="/studies/{study_id}/figure6.png"' in page.text
+    figure = res.get(f"/studies/{study_id}/figure6.png")
+    assert figure.status_code == 200 and figure.content.startswith(b"\x89PNG")
+    body = res.get(f"/api/v1/studies/{study_id}/results").json()
+    assert body["interim"] is False and body["n_cases"] == 12
+    assert [r["done"] for r in body["readers"]] == [{"1": 6, "2": 6}] * 2
+    assert len(body["table3"]) == len(live.table)
+    for cls in CLASS_NAMES:
+        assert body["mrmc"]["classes"][cls]["p"] == pytest.approx(live.mrmc["classes"][cls]["p"])
+
     # the whole study in one zip: protocol, files, and the same results with the report
     archive = zipfile.ZipFile(io.BytesIO(res.get(f"/studies/{study_id}/export.zip").content))
     names = set(archive.namelist())
@@ -385,3 +397,38 @@ def test_interim_results_with_unaided_reads_only(app):
     # 6 vertebrae: every per-class single-point AUC is a small sample, and says so (issue 19)
     class_rows = live.table[live.table["class"] != "overall"]
     assert page.count("†") >= len(class_rows) > 0
+
+
+def test_five_point_ratings_on_the_reading_page_with_the_crop(app):
+    _, study_id, _ = make_study(app, n_cases=2, readers=(("rad", "expert"),), ratings="five_point")
+    rad = login(app, "rad")
+    state = current(rad, study_id)
+    assert state["ratings"] == "five_point"
+    study_case = state["case"]["study_case_id"]
+    page = rad.get(f"/reading/{study_id}").text
+    assert (
+        page.count('type="radio" name="conf_0_acute"') == 5 and 'type="range" id="conf_' not in page
+    )
+    crop = rad.get(f"/reading/{study_id}/cases/{study_case}/crops/1")  # L2: 110 x 70 + 10 %
+    assert crop.status_code == 200
+    assert Image.open(io.BytesIO(crop.content)).size == (132, 84)
+    assert rad.get(f"/reading/{study_id}/cases/{study_case}/crops/2").status_code == 404
+    form = {"csrf_token": rad.csrf, "study_case": study_case, "seconds": "4"}
+    form |= {"label_0": "acute", "label_1": "chronic"}
+    form |= {f"conf_{b}_{c}": "3" for b in (0, 1) for c in CLASS_NAMES}
+    form["conf_1_chronic"] = "6"
+    response = rad.post(f"/reading/{study_id}/reads", data=form)
+    assert response.status_code == 422 and "rating from 1 to 5" in response.text
+    form["conf_1_chronic"] = "5"
+    assert rad.post(f"/reading/{study_id}/reads", data=form).status_code == 303
+    with app.state.vcfnet.session_factory() as db:
+        reads = db.query(StudyRead).order_by(StudyRead.box).all()
+    assert reads[1].confidences == {"acute": 3, "chronic": 5, "pathologic": 3}
+
+
+def test_sliders_are_range_inputs_summing_to_100(app):
+    _, study_id, _ = make_study(app, n_cases=1, readers=(("rad", "expert"),), ratings="sliders")
+    page = login(app, "rad").get(f"/reading/{study_id}").text
+    values = re.findall(r'type="range" id="conf_0_\w+" name="conf_0_\w+" min="0" max="100" '
+                        r'step="1" value="(\d+)"', page)  # fmt: skip
+    assert sorted(map(int, values)) == [33, 33, 34] and "<output" in page
