@@ -439,15 +439,25 @@ def test_keyboard_only(browser, live_server):
 
 
 def check_sliders_and_crop(driver) -> None:
-    """The first box's crop is shown; its sliders move with the arrow keys and keep sum 100."""
+    """The first box's crop is shown and follows the viewer's invert; its sliders move with the
+    arrow keys and keep the sum at 100."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
+    pixel = "return document.querySelector('canvas.crop').getContext('2d').getImageData(5, 5, 1, 1).data[0]"
     wait_for(
         driver,
-        lambda: driver.execute_script("return document.querySelector('img.crop').naturalWidth > 0"),
+        lambda: driver.execute_script(
+            "const c = document.querySelector('canvas.crop'); return c && c.dataset.window"
+        ),
         "the crop",
     )
+    before = driver.execute_script(pixel)
+    css(driver, ".viewer [data-action=invert]").click()
+    inverted = lambda: abs(driver.execute_script(pixel) - (255 - before)) <= 1  # noqa: E731
+    wait_for(driver, inverted, "the inverted crop")
+    css(driver, ".viewer [data-action=invert]").click()
+    wait_for(driver, lambda: driver.execute_script(pixel) == before, "the crop back")
     sliders = driver.find_elements(
         "css selector", "fieldset.box-read[data-box='0'] input[type=range]"
     )

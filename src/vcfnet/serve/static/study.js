@@ -38,6 +38,57 @@
     });
   });
 
+  // The crops follow the viewer's window, level and invert (the same mapping as viewer.js).
+  const viewer = document.querySelector(".viewer");
+  const crops = [];
+  form.querySelectorAll("img.crop").forEach((img) => {
+    const canvas = document.createElement("canvas");
+    canvas.className = "crop";
+    canvas.setAttribute("role", "img");
+    canvas.setAttribute("aria-label", img.alt);
+    const item = { img, canvas, raw: null };
+    const load = () => {
+      canvas.width = img.naturalWidth;
+      canvas.height = img.naturalHeight;
+      const ctx = canvas.getContext("2d", { willReadFrequently: true });
+      ctx.drawImage(img, 0, 0);
+      item.raw = ctx.getImageData(0, 0, canvas.width, canvas.height);
+      img.replaceWith(canvas);
+      item.shown = "";
+      paintCrops();
+    };
+    crops.push(item);
+    if (img.complete && img.naturalWidth) load(); else img.addEventListener("load", load);
+  });
+  function windowState() {
+    if (!viewer) return "255,128,false";
+    const value = (name) => viewer.querySelector(`[data-control="${name}"]`).value;
+    const invert = viewer.querySelector('[data-action="invert"]').getAttribute("aria-pressed");
+    return `${value("window")},${value("level")},${invert === "true"}`;
+  }
+  function paintCrops() {
+    const state = windowState();
+    crops.forEach((item) => {
+      if (!item.raw || item.shown === state) return;
+      const [win, level, invert] = state.split(",");
+      const lo = Number(level) - Number(win) / 2;
+      const lut = new Uint8ClampedArray(256);
+      for (let v = 0; v < 256; v++) {
+        const out = ((v - lo) / Math.max(1, Number(win))) * 255;
+        lut[v] = invert === "true" ? 255 - out : out;
+      }
+      const out = new ImageData(item.raw.width, item.raw.height);
+      for (let i = 0; i < out.data.length; i += 4) {
+        const g = lut[item.raw.data[i]];
+        out.data[i] = out.data[i + 1] = out.data[i + 2] = g;
+        out.data[i + 3] = 255;
+      }
+      item.canvas.getContext("2d").putImageData(out, 0, 0);
+      item.shown = item.canvas.dataset.window = state;
+    });
+  }
+  if (crops.length) setInterval(paintCrops, 150);
+
   form.addEventListener("submit", () => {
     form.elements.seconds.value = ((performance.now() - started) / 1000).toFixed(1);
   });
