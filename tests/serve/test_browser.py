@@ -438,6 +438,9 @@ def test_keyboard_only(browser, live_server):
     assert [td.text for td in driver.find_elements("css selector", "table.boxes td")][2:6] == after
 
 
+TIMERS = "return Object.keys(localStorage).filter(k => k.startsWith('vcfnet-study-time')).length"
+
+
 def check_sliders_and_crop(driver) -> None:
     """The first box's crop is shown and follows the viewer's invert; its sliders move with the
     arrow keys and keep the sum at 100."""
@@ -539,6 +542,7 @@ def test_reader_study_read_with_the_keyboard(browser, live_server, tmp_path):
                 viewer_ready(driver)
                 assert css(driver, "progress").get_attribute("value") == "3"
                 assert "case 4 of 6" in css(driver, "body").text
+                assert driver.execute_script(TIMERS) == 1  # the time on case 4 so far was kept
             pattern = keys[username]
             ActionChains(driver).send_keys(pattern[n % len(pattern)]).perform()
             ActionChains(driver).send_keys(pattern[(n + 1) % len(pattern)]).perform()
@@ -546,6 +550,7 @@ def test_reader_study_read_with_the_keyboard(browser, live_server, tmp_path):
             ActionChains(driver).send_keys("\ue007").perform()  # Enter
             wait_for(driver, lambda: new_page_loaded(driver), "the next case")
         assert "read every case in both sessions" in css(driver, "body").text
+        assert driver.execute_script(TIMERS) == 0  # dropped with each submitted read
         logout(driver)
 
     login(driver, "res")

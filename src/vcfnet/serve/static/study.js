@@ -89,8 +89,19 @@
   }
   if (crops.length) setInterval(paintCrops, 150);
 
+  // Time on the case survives a reload or a logout in this browser (stored per case and
+  // session until the read is submitted; only the seconds, nothing of the read).
+  const key = `vcfnet-study-time:${form.action}:${form.elements.study_case.value}:${form.dataset.session}`;
+  let before = 0;
+  try { before = Number(localStorage.getItem(key)) || 0; } catch (e) { before = 0; }
+  const elapsed = () => before + (performance.now() - started) / 1000;
+  window.addEventListener("pagehide", () => {
+    try { if (!form.dataset.sent) localStorage.setItem(key, elapsed().toFixed(1)); } catch (e) { /* private mode */ }
+  });
   form.addEventListener("submit", () => {
-    form.elements.seconds.value = ((performance.now() - started) / 1000).toFixed(1);
+    form.elements.seconds.value = elapsed().toFixed(1);
+    form.dataset.sent = "1";
+    try { localStorage.removeItem(key); } catch (e) { /* private mode */ }
   });
   document.addEventListener("keydown", (event) => {
     const target = event.target;
