@@ -176,6 +176,18 @@ def test_rating_and_categorical_reads(tmp_path):
     rated["rating"] = np.clip(np.ceil(probs.max(axis=1) * 5), 1, 5)
     res = run_reader_study(preds, rated, tmp_path / "rated", cov="jackknife", figures=False)
     assert res.mrmc["score_kind"] == "rating" and res.mrmc["covariance"] == "jackknife"
+    # a 5-point rating per class (rating_acute ...): the MRMC ranks the cases by each class's own
+    per_class = reads.drop(columns=["p_acute", "p_chronic", "p_pathologic"])
+    for k, cls in enumerate(CLASS_NAMES):
+        per_class[f"rating_{cls}"] = np.clip(np.ceil(probs[:, k] * 5), 1, 5)
+    loaded = load_reads(per_class, load_truth(preds))
+    assert loaded.score_kind == "rating"
+    assert (
+        loaded.scores[0, 0, :, 1].tolist()
+        == per_class["rating_chronic"].iloc[: loaded.scores.shape[2]].tolist()
+    )
+    with pytest.raises(InputError, match="must hold 1 to 5"):
+        load_reads(per_class.assign(rating_acute=0), load_truth(preds))
     categorical = reads.drop(columns=["p_acute", "p_chronic", "p_pathologic"])
     res = run_reader_study(
         preds.drop(columns=["p_acute", "p_chronic", "p_pathologic"]),

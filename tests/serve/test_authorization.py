@@ -184,6 +184,20 @@ TABLE = [
     ("GET", "/studies/{study}/protocol.json", {}, only({"researcher": 200})),
     ("GET", "/studies/{study}/export.zip", {}, only({"researcher": 200})),
     ("GET", "/studies/{draft}/protocol.json", {}, only({"researcher": 404})),  # not launched
+    ("GET", "/studies/{study}/figure6.png", {}, only({"researcher": 404})),  # no reads yet
+    ("GET", "/api/v1/studies/{study}/results", {}, only({"researcher": 200}, page=False)),
+    (
+        "POST",
+        "/studies/{draft}/import/labelimg",
+        {"files": {"file": ("s.zip", b"not a zip")}},
+        only({"researcher": 422}),
+    ),
+    (
+        "POST",
+        "/studies/{draft}/import/dataset",
+        {"data": {"folder": "/"}},
+        only({"researcher": 422}),
+    ),
     ("GET", "/reading", {}, only({"radiologist": 200})),
     ("GET", "/reading/{study}", {}, only({"radiologist": 200})),
     ("GET", "/reading/{draft}", {}, only({"radiologist": 404})),  # not launched
@@ -194,6 +208,7 @@ TABLE = [
         only({"radiologist": 422}),
     ),
     ("GET", "/reading/{study}/cases/{sc}/image", {}, only({"radiologist": 200})),
+    ("GET", "/reading/{study}/cases/{sc}/crops/0", {}, only({"radiologist": 200})),
     ("GET", "/reading/{study}/cases/{sc}/heatmap", {}, only({"radiologist": 403})),  # unaided
     ("GET", "/api/v1/reading/{study}", {}, only({"radiologist": 200}, page=False)),
     ("GET", "/api/v1/reading/{study}/cases/{sc}/ai", {}, only({"radiologist": 403}, page=False)),

@@ -438,10 +438,48 @@ def test_keyboard_only(browser, live_server):
     assert [td.text for td in driver.find_elements("css selector", "table.boxes td")][2:6] == after
 
 
+TIMERS = "return Object.keys(localStorage).filter(k => k.startsWith('vcfnet-study-time')).length"
+
+
+def check_sliders_and_crop(driver) -> None:
+    """The first box's crop is shown and follows the viewer's invert; its sliders move with the
+    arrow keys and keep the sum at 100."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    pixel = "return document.querySelector('canvas.crop').getContext('2d').getImageData(5, 5, 1, 1).data[0]"
+    wait_for(
+        driver,
+        lambda: driver.execute_script(
+            "const c = document.querySelector('canvas.crop'); return c && c.dataset.window"
+        ),
+        "the crop",
+    )
+    before = driver.execute_script(pixel)
+    css(driver, ".viewer [data-action=invert]").click()
+    inverted = lambda: abs(driver.execute_script(pixel) - (255 - before)) <= 1  # noqa: E731
+    wait_for(driver, inverted, "the inverted crop")
+    css(driver, ".viewer [data-action=invert]").click()
+    wait_for(driver, lambda: driver.execute_script(pixel) == before, "the crop back")
+    sliders = driver.find_elements(
+        "css selector", "fieldset.box-read[data-box='0'] input[type=range]"
+    )
+    sliders[0].click()  # focus; a click moves the thumb too
+    ActionChains(driver).send_keys(Keys.HOME).perform()
+    ActionChains(driver).send_keys(*[Keys.ARROW_RIGHT] * 40).perform()
+    values = [int(s.get_attribute("value")) for s in sliders]
+    assert values[0] == 40 and sum(values) == 100, values
+    outputs = driver.find_elements("css selector", "fieldset.box-read[data-box='0'] output")
+    assert [int(o.text) for o in outputs] == values
+    assert sliders[1].get_attribute("aria-valuetext") == f"{values[1]} %"
+    driver.execute_script("document.activeElement.blur();")
+
+
 def test_reader_study_read_with_the_keyboard(browser, live_server, tmp_path):
     """Issue 14: a researcher designs and launches a 6-case study with two readers; both read the
-    unaided and then the aided session with keys 1/2/3 and Enter; the study page's MRMC result
-    equals ``vcfnet readers`` on the exported files."""
+    unaided and then the aided session with keys 1/2/3 and Enter (confidence sliders that keep
+    their sum at 100, the crop beside the film, a resume after logout); the study page's MRMC
+    result equals ``vcfnet readers`` on the exported files, Figure 6 is shown."""
     import json
 
     from selenium.webdriver.common.action_chains import ActionChains
@@ -476,6 +514,7 @@ def test_reader_study_read_with_the_keyboard(browser, live_server, tmp_path):
         submit(driver, "form[action$='/readers'] button")
     css(driver, "input[name=washout_days]").clear()
     css(driver, "input[name=washout_days]").send_keys("0")
+    select(driver, "select[name=ratings]", "sliders")
     submit(driver, "form[action$='/settings'] button")
     driver.execute_script("window.confirm = () => true;")
     submit(driver, "form[action$='/launch'] button")
@@ -494,6 +533,16 @@ def test_reader_study_read_with_the_keyboard(browser, live_server, tmp_path):
             if username == "rad2" and n == 6:
                 heatmap_loaded(driver)
                 screenshot(driver, "reader-study-reading")
+            if username == "rad" and n == 0:
+                check_sliders_and_crop(driver)
+            if username == "rad" and n == 3:  # resume after logout: the same place
+                logout(driver)
+                login(driver, username)
+                go(driver, f"/reading/{study_id}")
+                viewer_ready(driver)
+                assert css(driver, "progress").get_attribute("value") == "3"
+                assert "case 4 of 6" in css(driver, "body").text
+                assert driver.execute_script(TIMERS) == 1  # the time on case 4 so far was kept
             pattern = keys[username]
             ActionChains(driver).send_keys(pattern[n % len(pattern)]).perform()
             ActionChains(driver).send_keys(pattern[(n + 1) % len(pattern)]).perform()
@@ -501,12 +550,20 @@ def test_reader_study_read_with_the_keyboard(browser, live_server, tmp_path):
             ActionChains(driver).send_keys("\ue007").perform()  # Enter
             wait_for(driver, lambda: new_page_loaded(driver), "the next case")
         assert "read every case in both sessions" in css(driver, "body").text
+        assert driver.execute_script(TIMERS) == 0  # dropped with each submitted read
         logout(driver)
 
     login(driver, "res")
     go(driver, f"/studies/{study_id}")
     page = css(driver, "#results").text
-    assert "interim" not in page and "Table 3" in page
+    assert "interim" not in page and "Table 3" in page and "Figure 6" in page
+    wait_for(
+        driver,
+        lambda: driver.execute_script(
+            "return document.querySelector('#results figure img').naturalWidth > 0"
+        ),
+        "Figure 6",
+    )
     res = serve.login(app, "res")
     for name in ("truth", "reads"):
         (tmp_path / f"{name}.csv").write_bytes(res.get(f"/studies/{study_id}/{name}.csv").content)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,6 +62,12 @@ def test_serve_arguments(tmp_path):
     assert args.port == 9000 and args.workers == 2 and args.demo == "demo-out"
     settings = settings_from_args(args)
     assert settings.data_dir == tmp_path and settings.database_url.endswith("vcfnet.db")
+    assert settings.study_import_dirs == ()
+    args = build_parser("serve").parse_args(
+        ["serve", "--study-import-dir", str(tmp_path), "--study-import-dir", "rel"]
+    )
+    dirs = settings_from_args(args).study_import_dirs
+    assert dirs == (tmp_path.resolve(), Path("rel").resolve())
 
 
 def make_demo_out(root):
@@ -140,6 +147,7 @@ def test_demo_has_a_ready_reader_study_and_one_to_read(tmp_path):
     study_id = int(listing.split(DEMO_STUDY)[0].rsplit('href="/studies/', 1)[1].split('"')[0])
     page = res.get(f"/studies/{study_id}").text
     assert "SIMULATED READERS" in page and "Table 3" in page and "interim" not in page
+    assert "Figure 6" in page and res.get(f"/studies/{study_id}/figure6.png").status_code == 200
     for level in ("trainee", "competent", "expert"):
         assert f"demo-sim-{level}" in page
     reads = res.get(f"/studies/{study_id}/reads.csv").text.splitlines()

@@ -210,4 +210,37 @@ def test_upgrade_0003_to_0004_adds_the_pacs_tables_and_downgrades(tmp_path, db_u
             "0003"
         )
     assert not pacs_tables & set(inspect(engine).get_table_names())
+
+
+def test_upgrade_to_0005_gives_slider_studies_their_rating_scale(tmp_path, db_url):
+    """A study made with confidence sliders before 0005 keeps them as ``ratings = 'sliders'``."""
+    from sqlalchemy import text
+
+    from vcfnet.serve.models import utcnow
+
+    engine = make_engine(db_url or f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade_database(engine, "0003")
+    now = utcnow()
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, username, display_name, role, hospital, password_hash,"
+                " is_active, created_at, password_changed_at)"
+                " VALUES (1, 'r', '', 'researcher', '', 'x', :yes, :now, :now)"
+            ),
+            {"now": now, "yes": True},
+        )
+        for study_id, confidence in ((1, True), (2, False)):
+            connection.execute(
+                text(
+                    "INSERT INTO studies (id, owner_id, name, status, design, washout_days, seed,"
+                    " confidence, created_at) VALUES (:id, 1, 's', 'draft', 'sequential', 0, 0,"
+                    " :confidence, :now)"
+                ),
+                {"id": study_id, "confidence": confidence, "now": now},
+            )
+    upgrade_database(engine, "0005_studies")
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, ratings FROM studies ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [(1, "sliders"), (2, "none")]
     engine.dispose()

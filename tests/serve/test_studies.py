@@ -12,11 +12,13 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from tests.serve.conftest import login, png_bytes, put_boxes, upload
 from vcfnet.cli.main import main
+from vcfnet.evaluation.predictions import PROB_COLUMNS
 from vcfnet.labels import CLASS_NAMES
-from vcfnet.reader_study.reads import READS_COLUMNS
+from vcfnet.reader_study.reads import RATING_COLUMNS, READS_COLUMNS
 from vcfnet.serve import studies, study_results
 from vcfnet.serve.models import ImmutableRowError, Study, StudyRead
 
@@ -34,7 +36,7 @@ def make_study(
     design: str = "sequential",
     washout: int = 0,
     seed: int = 7,
-    confidence: bool = False,
+    ratings: str = "none",
     launch: bool = True,
 ):
     """A study of ``n_cases`` new cases (2 boxes each, truths cycling over the classes)."""
@@ -53,7 +55,7 @@ def make_study(
         "design": design,
         "washout_days": washout,
         "seed": seed,
-        "confidence": "1" if confidence else "",
+        "ratings": ratings,
     }
     assert res.post(f"/studies/{study_id}/settings", data=settings).status_code == 303
     k = 0
@@ -88,7 +90,7 @@ def submit(client, study_id: int, study_case_id: int, labels, confidences=None, 
     )
 
 
-def read_session(client, study_id: int, rng, sliders: bool = False) -> list[tuple[int, str]]:
+def read_session(client, study_id: int, rng, ratings: str = "none") -> list[tuple[int, str]]:
     """Read every case of the reader's open session; returns (study_case_id, mode) in order."""
     served = []
     state = current(client, study_id)
@@ -97,7 +99,13 @@ def read_session(client, study_id: int, rng, sliders: bool = False) -> list[tupl
         case = state["case"]
         labels = [str(rng.choice(CLASS_NAMES)) for _ in case["boxes"]]
         confidences = None
-        if sliders:
+        if ratings == "five_point":
+            confidences = [
+                {c: int(rng.integers(4, 6)) if c == label else int(rng.integers(1, 4))
+                 for c in CLASS_NAMES}
+                for label in labels
+            ]  # fmt: skip
+        elif ratings == "sliders":
             confidences = []
             for label in labels:
                 top = int(rng.integers(34, 101))
@@ -264,16 +272,23 @@ def test_crossover_reads_half_the_cases_aided_first(app):
     assert {c for c, _ in first} == {c for c, _ in second} == set(ids)
 
 
-@pytest.mark.parametrize("confidence", [False, True], ids=["classes", "confidences"])
-def test_live_analysis_equals_vcfnet_readers_on_the_export(app, tmp_path, confidence):
-    res, study_id, _ = make_study(app, n_cases=6, confidence=confidence, seed=3)
+SCORES = {  # rating scale -> (score columns of reads.csv, score kind of the MRMC)
+    "none": ((), "categorical"),
+    "sliders": (PROB_COLUMNS, "probability"),
+    "five_point": (RATING_COLUMNS, "rating"),
+}
+
+
+@pytest.mark.parametrize("ratings", list(SCORES))
+def test_live_analysis_equals_vcfnet_readers_on_the_export(app, tmp_path, ratings):
+    res, study_id, _ = make_study(app, n_cases=6, ratings=ratings, seed=3)
     rng = np.random.default_rng(5)
     for username in ("rad", "rad2"):
         client = login(app, username)
-        read_session(client, study_id, rng, sliders=confidence)
+        read_session(client, study_id, rng, ratings)
         page = res.get(f"/studies/{study_id}").text
         assert "interim" in page  # the second session (or reader) is still to come
-        read_session(client, study_id, rng, sliders=confidence)
+        read_session(client, study_id, rng, ratings)
     page = res.get(f"/studies/{study_id}")
     assert page.status_code == 200 and "interim" not in page.text
 
@@ -282,7 +297,7 @@ def test_live_analysis_equals_vcfnet_readers_on_the_export(app, tmp_path, confid
     reads_csv.write_bytes(res.get(f"/studies/{study_id}/reads.csv").content)
     reads = pd.read_csv(reads_csv)
     assert len(reads) == 2 * 2 * 12  # readers x modes x vertebrae
-    assert tuple(reads.columns) == (READS_COLUMNS if confidence else READS_COLUMNS[:5])
+    assert tuple(reads.columns) == (*READS_COLUMNS[:5], *SCORES[ratings][0])
     out = tmp_path / "cli"
     args = ["readers", "--truth", str(truth_csv), "--reads", str(reads_csv), "--out", str(out)]
     assert main(["-q", *args, "--no-figures"]) == 0
@@ -306,9 +321,20 @@ def test_live_analysis_equals_vcfnet_readers_on_the_export(app, tmp_path, confid
         # the page shows them
         assert f"{live.mrmc['classes'][cls]['auc_aided']:.3f}" in page.text
     assert set(live.table["reader"]) == {"model", "rad", "rad2"}
-    assert cli_mrmc["score_kind"] == ("probability" if confidence else "categorical")
+    assert cli_mrmc["score_kind"] == live.mrmc["score_kind"] == SCORES[ratings][1]
     for row in live.comparisons.itertuples():  # McNemar and DeLong per reader on the page
         assert row.comparison in page.text
+
+    # Figure 6 on the page (a PNG by an authorised route) and the results as JSON
+    assert f'src="/studies/{study_id}/figure6.png"' in page.text
+    figure = res.get(f"/studies/{study_id}/figure6.png")
+    assert figure.status_code == 200 and figure.content.startswith(b"\x89PNG")
+    body = res.get(f"/api/v1/studies/{study_id}/results").json()
+    assert body["interim"] is False and body["n_cases"] == 12
+    assert [r["done"] for r in body["readers"]] == [{"1": 6, "2": 6}] * 2
+    assert len(body["table3"]) == len(live.table)
+    for cls in CLASS_NAMES:
+        assert body["mrmc"]["classes"][cls]["p"] == pytest.approx(live.mrmc["classes"][cls]["p"])
 
     # the whole study in one zip: protocol, files, and the same results with the report
     archive = zipfile.ZipFile(io.BytesIO(res.get(f"/studies/{study_id}/export.zip").content))
@@ -322,7 +348,7 @@ def test_live_analysis_equals_vcfnet_readers_on_the_export(app, tmp_path, confid
 
 
 def test_reading_page_form_records_classes_confidences_and_time(app):
-    _, study_id, _ = make_study(app, n_cases=2, readers=(("rad", "expert"),), confidence=True)
+    _, study_id, _ = make_study(app, n_cases=2, readers=(("rad", "expert"),), ratings="sliders")
     rad = login(app, "rad")
     study_case = current(rad, study_id)["case"]["study_case_id"]
     form = {
@@ -371,3 +397,38 @@ def test_interim_results_with_unaided_reads_only(app):
     # 6 vertebrae: every per-class single-point AUC is a small sample, and says so (issue 19)
     class_rows = live.table[live.table["class"] != "overall"]
     assert page.count("†") >= len(class_rows) > 0
+
+
+def test_five_point_ratings_on_the_reading_page_with_the_crop(app):
+    _, study_id, _ = make_study(app, n_cases=2, readers=(("rad", "expert"),), ratings="five_point")
+    rad = login(app, "rad")
+    state = current(rad, study_id)
+    assert state["ratings"] == "five_point"
+    study_case = state["case"]["study_case_id"]
+    page = rad.get(f"/reading/{study_id}").text
+    assert (
+        page.count('type="radio" name="conf_0_acute"') == 5 and 'type="range" id="conf_' not in page
+    )
+    crop = rad.get(f"/reading/{study_id}/cases/{study_case}/crops/1")  # L2: 110 x 70 + 10 %
+    assert crop.status_code == 200
+    assert Image.open(io.BytesIO(crop.content)).size == (132, 84)
+    assert rad.get(f"/reading/{study_id}/cases/{study_case}/crops/2").status_code == 404
+    form = {"csrf_token": rad.csrf, "study_case": study_case, "seconds": "4"}
+    form |= {"label_0": "acute", "label_1": "chronic"}
+    form |= {f"conf_{b}_{c}": "3" for b in (0, 1) for c in CLASS_NAMES}
+    form["conf_1_chronic"] = "6"
+    response = rad.post(f"/reading/{study_id}/reads", data=form)
+    assert response.status_code == 422 and "rating from 1 to 5" in response.text
+    form["conf_1_chronic"] = "5"
+    assert rad.post(f"/reading/{study_id}/reads", data=form).status_code == 303
+    with app.state.vcfnet.session_factory() as db:
+        reads = db.query(StudyRead).order_by(StudyRead.box).all()
+    assert reads[1].confidences == {"acute": 3, "chronic": 5, "pathologic": 3}
+
+
+def test_sliders_are_range_inputs_summing_to_100(app):
+    _, study_id, _ = make_study(app, n_cases=1, readers=(("rad", "expert"),), ratings="sliders")
+    page = login(app, "rad").get(f"/reading/{study_id}").text
+    values = re.findall(r'type="range" id="conf_0_\w+" name="conf_0_\w+" min="0" max="100" '
+                        r'step="1" value="(\d+)"', page)  # fmt: skip
+    assert sorted(map(int, values)) == [33, 33, 34] and "<output" in page

@@ -65,6 +65,15 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-upload-mib", type=int, default=64, help="largest upload (default 64 MiB)"
     )
+    parser.add_argument(
+        "--study-import-dir",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="researchers may import prepared datasets (vcfnet prepare) from inside DIR into "
+        "reader studies by their path (repeatable; default: none, zip uploads only)",
+    )
     dicom = parser.add_argument_group("DICOM receiver (C-STORE from a PACS or modality)")
     dicom.add_argument(
         "--dicom-port",
@@ -114,6 +123,9 @@ def settings_from_args(args: argparse.Namespace):
     ):
         if value is not None:
             settings = replace(settings, **{name: value})
+    if getattr(args, "study_import_dir", None):
+        dirs = tuple(Path(d).resolve() for d in args.study_import_dir)
+        settings = replace(settings, study_import_dirs=dirs)
     if getattr(args, "max_upload_mib", None):
         settings = replace(settings, max_upload_bytes=args.max_upload_mib * MIB)
     if getattr(args, "dicom_port", None) is not None:

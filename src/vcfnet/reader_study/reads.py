@@ -30,6 +30,10 @@ READS_COLUMNS: tuple[str, ...] = (
     *PROB_COLUMNS,
 )
 
+#: optional per-class 5-point ratings (1 = surely not this class ... 5 = surely this class), the
+#: alternative to the p_* confidences; the MRMC analysis ranks the cases by them
+RATING_COLUMNS: tuple[str, ...] = tuple(f"rating_{c}" for c in CLASS_NAMES)
+
 MODEL_READER = "model"
 
 SIMULATED_NOTE = (
@@ -129,6 +133,11 @@ def _read_scores(df: pd.DataFrame, labels: np.ndarray) -> tuple[np.ndarray, str]
         if not np.isfinite(scores).all():
             raise InputError("reads file has missing or non-numeric p_* scores")
         return scores, "probability"
+    if all(c in df.columns for c in RATING_COLUMNS):
+        ratings = df[list(RATING_COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        if not np.isfinite(ratings).all() or (ratings < 1).any() or (ratings > 5).any():
+            raise InputError(f"reads file columns {', '.join(RATING_COLUMNS)} must hold 1 to 5")
+        return ratings, "rating"
     onehot = np.eye(len(CLASS_NAMES))[labels]
     if "rating" in df.columns:
         rating = pd.to_numeric(df["rating"], errors="coerce").to_numpy(dtype=float)
@@ -147,7 +156,8 @@ def load_reads(df: pd.DataFrame, truth: Truth) -> Reads:
     if missing:
         raise InputError(
             f"reads file lacks column(s) {', '.join(missing)}; expected "
-            "case_id, reader, mode, label (+ reader_level, p_acute, p_chronic, p_pathologic)"
+            "case_id, reader, mode, label (+ reader_level; p_acute, p_chronic, p_pathologic or "
+            "rating_acute, rating_chronic, rating_pathologic)"
         )
     if df.empty:
         raise InputError("reads file has no reads")

@@ -56,10 +56,11 @@ def create_app(settings: Settings) -> FastAPI:
         pages_reads,
         pages_reports,
         pages_studies,
+        pages_study_import,
     )
 
     modules = (pages_auth, pages_reports, pages_cases, pages_reads, pages_studies, pages_admin)
-    modules += (pages_pacs,)
+    modules += (pages_pacs, pages_study_import)
     for module in (*modules, api_v1):
         app.include_router(module.router)
     add_error_handlers(app)

@@ -152,7 +152,7 @@ def load_demo_studies(db, state, demo_out: Path, seed: int = 0) -> None:
         study = studies.create_study(db, researcher, name)
         studies.update_settings(
             db, researcher, study, name=name, design="sequential", washout_days=0, seed=seed,
-            confidence=reading is not None,
+            ratings="sliders" if reading is not None else "none",
         )  # fmt: skip
         for case, truth in cases:
             by_index = {i: truth.get(b.level, "") for i, b in enumerate(case.boxes)}

@@ -294,7 +294,9 @@ class Study(Base):
     design: Mapped[str] = mapped_column(String(16), default="sequential")
     washout_days: Mapped[int] = mapped_column(Integer, default=28)
     seed: Mapped[int] = mapped_column(Integer, default=0)
-    confidence: Mapped[bool] = mapped_column(Boolean, default=False)  # per-class sliders
+    confidence: Mapped[bool] = mapped_column(Boolean, default=False)  # = ratings == "sliders"
+    #: what a read records besides the class: none | sliders (per class, sum 100) | five_point
+    ratings: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
     protocol: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     launched_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)

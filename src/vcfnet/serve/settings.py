@@ -33,6 +33,8 @@ class Settings:
     max_dicom_bytes: int = 64 * MIB  # a larger C-STORE dataset is refused (0xA700)
     # results sent to the PACS (``serve.pacs_send``): first retry after this, doubling, <= 1 h
     pacs_retry_seconds: float = 30.0
+    # reader studies: folders under which researchers may import a prepared dataset by its path
+    study_import_dirs: tuple[Path, ...] = ()
 
     @property
     def database_url(self) -> str:

@@ -50,6 +50,7 @@ from vcfnet.serve.models import (
     utcnow,
 )
 from vcfnet.serve.storage import LocalStorage
+from vcfnet.serve.study_ratings import check_ratings, check_scale
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def get_study(db: Session, actor: Actor, study_id: int, action: str = "study.vie
     return study
 
 
-def _require_draft(study: Study) -> None:
+def require_draft(study: Study) -> None:
     if study.status != "draft":
         raise ConflictError(
             f"study {study.id} was launched on {study.launched_at:%Y-%m-%d}: its protocol is "
@@ -108,9 +109,9 @@ def update_settings(
     design: str,
     washout_days: int,
     seed: int,
-    confidence: bool,
+    ratings: str,
 ) -> None:
-    _require_draft(study)
+    require_draft(study)
     name = name.strip()
     if not name or len(name) > 128:
         raise InvalidInputError("give the study a name of 1-128 characters")
@@ -121,7 +122,8 @@ def update_settings(
     if not 0 <= seed < 2**31:
         raise InvalidInputError("the seed must be an integer from 0 to 2147483647")
     study.name, study.design, study.washout_days = name, design, washout_days
-    study.seed, study.confidence = seed, confidence
+    study.ratings = check_scale(ratings)
+    study.seed, study.confidence = seed, ratings == "sliders"
     audit(db, actor, "study.settings", detail=f"study {study.id}")
 
 
@@ -138,7 +140,7 @@ def add_case(
 ) -> StudyCase:
     """Add a case with the true class of its boxes (``truths``: box index -> class); boxes left
     blank are not part of the study. The boxes are copied (the case's may change later)."""
-    _require_draft(study)
+    require_draft(study)
     case = db.get(Case, case_id)
     if case is None or not case.boxes:
         raise NotFoundError(f"case {case_id} not found, or it has no boxes")
@@ -170,7 +172,7 @@ def add_case(
 
 
 def remove_case(db: Session, actor: Actor, study: Study, case_id: int) -> None:
-    _require_draft(study)
+    require_draft(study)
     study_case = next((sc for sc in study.cases if sc.case_id == case_id), None)
     if study_case is None:
         raise NotFoundError(f"case {case_id} is not in study {study.id}")
@@ -180,7 +182,7 @@ def remove_case(db: Session, actor: Actor, study: Study, case_id: int) -> None:
 
 
 def add_reader(db: Session, actor: Actor, study: Study, username: str, level: str) -> StudyReader:
-    _require_draft(study)
+    require_draft(study)
     user = db.scalar(select(User).where(User.username == username.strip()))
     if user is None or user.role != "radiologist" or not user.is_active:
         raise InvalidInputError(f"no active radiologist {username!r}")
@@ -206,7 +208,7 @@ def radiologist_choices(db: Session, study: Study) -> Sequence[User]:
 
 
 def remove_reader(db: Session, actor: Actor, study: Study, user_id: int) -> None:
-    _require_draft(study)
+    require_draft(study)
     reader = next((r for r in study.readers if r.user_id == user_id), None)
     if reader is None:
         raise NotFoundError(f"user {user_id} does not read in study {study.id}")
@@ -255,7 +257,7 @@ def launch(
     db: Session, storage: LocalStorage, models: ModelService, actor: Actor, study: Study
 ) -> None:
     """Freeze the protocol and open session 1 to the readers."""
-    _require_draft(study)
+    require_draft(study)
     if not study.cases or not study.readers:
         raise ConflictError("a study needs at least one case and one reader before its launch")
     cases = []
@@ -279,7 +281,7 @@ def launch(
         "design": study.design,
         "washout_days": study.washout_days,
         "seed": study.seed,
-        "confidence": "sliders" if study.confidence else "none",
+        "confidence": study.ratings,  # none | sliders | five_point
         "order": "numpy.random.default_rng([seed, reader position, session]).permutation(n)",
         "readers": [
             {"position": i, "username": r.user.username, "user_id": r.user_id, "level": r.level}
@@ -456,9 +458,7 @@ def submit_read(
             raise InvalidInputError(
                 f"box {box + 1}: choose one of {', '.join(CLASS_NAMES)} (keys 1, 2, 3)"
             )
-        conf = None
-        if study.protocol["confidence"] == "sliders":
-            conf = _check_confidences(box, (confidences or {}).get(box))
+        conf = check_ratings(study.protocol["confidence"], box, (confidences or {}).get(box))
         rows.append(
             StudyRead(
                 reader_id=reader.id,
@@ -484,12 +484,3 @@ def submit_read(
         detail=f"study {study.id} session {state.session} {state.mode}",
     )
     return rows
-
-
-def _check_confidences(box: int, values: Mapping[str, float] | None) -> dict[str, float]:
-    if not values or set(values) != set(CLASS_NAMES):
-        raise InvalidInputError(f"box {box + 1}: give a confidence for each class (sum 100)")
-    out = {c: float(values[c]) for c in CLASS_NAMES}
-    if any(not 0 <= v <= 100 for v in out.values()) or abs(sum(out.values()) - 100) > 0.5:
-        raise InvalidInputError(f"box {box + 1}: the confidences must be 0-100 and sum to 100")
-    return out

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import tempfile
+import threading
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,9 +24,10 @@ from vcfnet.errors import InputError
 from vcfnet.evaluation.predictions import PROB_COLUMNS
 from vcfnet.labels import CLASS_NAMES
 from vcfnet.reader_study.analysis import mrmc_by_class, reader_comparisons, reader_table
-from vcfnet.reader_study.reads import READS_COLUMNS, load_reads, load_truth
+from vcfnet.reader_study.reads import READS_COLUMNS, Reads, Truth, load_reads, load_truth
 from vcfnet.serve.models import Study, StudyRead, StudyReader
 from vcfnet.serve.studies import reader_state
+from vcfnet.serve.study_ratings import score_columns, score_values
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +62,9 @@ def truth_frame(study: Study) -> pd.DataFrame:
 
 
 def reads_frame(db: Session, study: Study) -> pd.DataFrame:
-    """Every submitted read in the layout of ``vcfnet readers`` (READS_COLUMNS; without the p_*
-    columns when the study records no confidences)."""
+    """Every submitted read in the layout of ``vcfnet readers``: case_id, reader, reader_level,
+    mode, label and the scores of the study's rating scale (p_* for sliders, rating_* for the
+    5-point scale, none without ratings)."""
     levels = {r["user_id"]: (r["username"], r["level"]) for r in study.protocol["readers"]}
     position = {r["user_id"]: r["position"] for r in study.protocol["readers"]}
     cases = {c["study_case_id"]: c for c in study.protocol["cases"]}
@@ -80,10 +83,8 @@ def reads_frame(db: Session, study: Study) -> pd.DataFrame:
             row[0].box,
         ),
     )
-    sliders = study.protocol["confidence"] == "sliders"
-    columns = (
-        list(READS_COLUMNS) if sliders else [c for c in READS_COLUMNS if c not in PROB_COLUMNS]
-    )
+    scale = study.protocol["confidence"]
+    columns = [c for c in READS_COLUMNS if c not in PROB_COLUMNS] + list(score_columns(scale))
     rows = []
     for read, user_id in reads:
         entry = cases[read.study_case_id]
@@ -95,13 +96,7 @@ def reads_frame(db: Session, study: Study) -> pd.DataFrame:
             "mode": read.mode,
             "label": read.label,
         }
-        if sliders:
-            row.update(
-                {
-                    col: read.confidences[c] / 100
-                    for col, c in zip(PROB_COLUMNS, CLASS_NAMES, strict=True)
-                }
-            )
+        row.update(score_values(scale, read.confidences))
         rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 
@@ -120,6 +115,8 @@ class StudyResults:
     comparisons: pd.DataFrame | None = None
     mrmc: dict[str, Any] | None = None
     message: str = ""
+    truth: Truth | None = None  # the validated inputs (for Figure 6)
+    analysed: Reads | None = None
 
 
 def complete_subset(reads: pd.DataFrame, readers: Sequence[str]) -> tuple[pd.DataFrame, tuple]:
@@ -152,6 +149,7 @@ def analyse(db: Session, study: Study, *, level: float = 0.95) -> StudyResults:
     try:
         truth = load_truth(truth_df)
         reads = load_reads(part, truth)
+        result.truth, result.analysed = truth, reads
         result.table = reader_table(truth, reads)
         result.comparisons = reader_comparisons(truth, reads, level)
         result.mrmc = mrmc_by_class(truth, reads, level=level)
@@ -214,3 +212,68 @@ def export_zip(db: Session, study: Study, *, figures: bool = True) -> bytes:
             note.append(f"No results yet: {results.message}.")
         zf.writestr("README.txt", "\n".join(note) + "\n")
     return buffer.getvalue()
+
+
+_PYPLOT = threading.Lock()  # pyplot's figure registry is not thread-safe (sync routes: threads)
+
+
+def figure6_png(results: StudyResults) -> bytes | None:
+    """Figure 6 (``vcfnet.reader_study.report.plot_figure6``) of the analysed reads as PNG bytes,
+    or None while there is no Table 3 yet."""
+    from vcfnet.reader_study.report import plot_figure6  # matplotlib: lazily
+
+    if results.table is None or results.truth is None or results.analysed is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp, _PYPLOT:
+        paths = plot_figure6(results.truth, results.analysed, results.table, Path(tmp) / "fig6")
+        return next(p for p in paths if p.suffix == ".png").read_bytes()
+
+
+def _records(df: pd.DataFrame | None) -> list[dict] | None:
+    """JSON-safe rows (NaN -> None)."""
+    if df is None:
+        return None
+    return json.loads(df.to_json(orient="records"))
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NumPy scalars as Python numbers and NaN/inf as None (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def results_dict(db: Session, study: Study, results: StudyResults) -> dict[str, Any]:
+    """The results as JSON: progress per reader, Table 3, the per-reader tests and the MRMC."""
+    readers = []
+    for p in progress(db, study):
+        state = p["state"]
+        readers.append(
+            {
+                "username": p["username"],
+                "level": p["level"],
+                "status": state.status if state else "draft",
+                "done": {str(k): v for k, v in state.done.items()} if state else {},
+                "n_cases": state.n_cases if state else 0,
+                "median_seconds": p["median_seconds"],
+            }
+        )
+    mrmc = _finite(results.mrmc) if results.mrmc else None
+    return {
+        "study": {"id": study.id, "name": study.name, "status": study.status},
+        "interim": not results.complete,
+        "reads": results.reads,
+        "n_cases": results.n_cases,
+        "modes": list(results.modes),
+        "message": results.message,
+        "readers": readers,
+        "table3": _records(results.table),
+        "comparisons": _records(results.comparisons),
+        "mrmc": mrmc,
+    }

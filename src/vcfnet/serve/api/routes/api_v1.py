@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from vcfnet.serve import crud, pacs_send, reads, studies
+from vcfnet.serve import crud, pacs_send, reads, studies, study_results
 from vcfnet.serve.analysis import analyse_case, analysis_dict
 from vcfnet.serve.api.deps import Auth, DbSession, api_user, app_state
 from vcfnet.serve.ingest import ingest_upload, patient_pseudonym, read_upload
@@ -20,6 +20,7 @@ clinician = api_user("clinician")
 viewer = api_user("clinician", "radiologist")
 predictor_roles = api_user("clinician", "radiologist", "researcher")
 radiologist = api_user("radiologist")
+researcher = api_user("researcher")
 
 
 class BoxIn(BaseModel):
@@ -186,6 +187,7 @@ def reading_state_dict(study, state) -> dict:
         "mode": state.mode,
         "done": {str(k): v for k, v in state.done.items()},
         "n_cases": state.n_cases,
+        "ratings": study.protocol["confidence"],  # none | sliders | five_point
         "opens_at": state.opens_at.isoformat() + "Z" if state.opens_at else None,
     }
 
@@ -249,3 +251,14 @@ def reading_submit(
         body.seconds,
     )
     return {"reads": len(rows), "mode": rows[0].mode, "session": rows[0].session}
+
+
+@router.get("/studies/{study_id}/results")
+def study_results_json(
+    *, study_id: int, auth: Annotated[Auth, Depends(researcher)], db: DbSession
+) -> dict:
+    """A study's live results (the researcher's own studies): progress per reader, Table 3, the
+    McNemar/DeLong comparisons and the MRMC test, marked ``interim`` until every read is in."""
+    study = studies.get_study(db, auth.actor, study_id, action="study.results")
+    results = study_results.analyse(db, study)
+    return study_results.results_dict(db, study, results)

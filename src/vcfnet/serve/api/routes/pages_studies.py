@@ -14,13 +14,15 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from vcfnet.labels import CLASS_NAMES
+from vcfnet.preprocess import CropSpec
 from vcfnet.reader_study.analysis import table3_auc_cells
-from vcfnet.serve import studies, study_results
+from vcfnet.serve import studies, study_cases, study_results
 from vcfnet.serve.analysis import analysis_dict
 from vcfnet.serve.api.deps import Auth, DbSession, app_state, page_user
 from vcfnet.serve.api.routes import render, see_other
 from vcfnet.serve.crud import NotFoundError
 from vcfnet.serve.models import STUDY_DESIGNS, Study, StudyCase
+from vcfnet.serve.study_ratings import FIVE_POINT, RATING_LABELS
 
 router = APIRouter(include_in_schema=False)
 researcher = page_user("researcher")
@@ -89,6 +91,8 @@ def study_page(
         study=study,
         draft=draft,
         designs=STUDY_DESIGNS,
+        rating_labels=RATING_LABELS,
+        import_dirs=[str(d) for d in app_state(request).settings.study_import_dirs],
         classes=CLASS_NAMES,
         level_suggestions=studies.LEVEL_SUGGESTIONS,
         candidates=studies.candidate_cases(db, study) if draft else [],
@@ -109,7 +113,7 @@ def study_settings(
     design: Annotated[str, Form(max_length=16)] = "sequential",
     washout_days: Annotated[int, Form()] = 28,
     seed: Annotated[int, Form()] = 0,
-    confidence: Annotated[str, Form(max_length=8)] = "",
+    ratings: Annotated[str, Form(max_length=16)] = "none",
     auth: Annotated[Auth, Depends(researcher)],
     db: DbSession,
 ):
@@ -122,7 +126,7 @@ def study_settings(
         design=design,
         washout_days=washout_days,
         seed=seed,
-        confidence=bool(confidence),
+        ratings=ratings,
     )
     return see_other(f"/studies/{study.id}")
 
@@ -261,6 +265,16 @@ def study_export(*, study_id: int, auth: Annotated[Auth, Depends(researcher)], d
     return _download(study_results.export_zip(db, study), "application/zip", f"study{study.id}.zip")
 
 
+@router.get("/studies/{study_id}/figure6.png")
+def study_figure6(*, study_id: int, auth: Annotated[Auth, Depends(researcher)], db: DbSession):
+    """Figure 6 of the reads so far (``vcfnet.reader_study.report.plot_figure6``)."""
+    study = _launched(studies.get_study(db, auth.actor, study_id, action="study.results"))
+    data = study_results.figure6_png(study_results.analyse(db, study))
+    if data is None:
+        raise NotFoundError("no figure yet: no case has been read by every reader")
+    return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
 @router.get("/studies/{study_id}/protocol.json")
 def study_protocol(*, study_id: int, auth: Annotated[Auth, Depends(researcher)], db: DbSession):
     """The protocol frozen at launch."""
@@ -326,12 +340,15 @@ def reading_page(
         viewer=viewer,
         editable=False,
         classes=CLASS_NAMES,
-        sliders=study.protocol["confidence"] == "sliders",
+        crop_margin_pct=round(CropSpec().margin * 100),
+        ratings=study.protocol["confidence"],
+        five_point=FIVE_POINT,
     )
 
 
 async def read_form(request: Request) -> dict:
-    """``label_<box>``, ``conf_<box>_<class>``, ``seconds`` and ``study_case`` form fields."""
+    """``label_<box>``, ``conf_<box>_<class>`` (a slider or a 5-point rating), ``seconds`` and
+    ``study_case`` form fields."""
     form = await request.form()
     labels, confidences = {}, {}
     for key, value in form.items():
@@ -410,3 +427,23 @@ def reading_heatmap(
         raise NotFoundError("this case's AI result has no heatmap")
     data = app_state(request).storage.read_bytes(study_case.analysis.heatmap_key)
     return Response(data, media_type="image/png")
+
+
+@router.get("/reading/{study_id}/cases/{study_case_id}/crops/{box}")
+def reading_crop(
+    *,
+    request: Request,
+    study_id: int,
+    study_case_id: int,
+    box: int,
+    auth: Annotated[Auth, Depends(radiologist)],
+    db: DbSession,
+):
+    """The crop of a study box as the model sees it (CropSpec margin), beside the whole film."""
+    study, _ = studies.get_reading(db, auth.actor, study_id, action="study.reading.image")
+    _, entry = studies.study_case_for_reader(study, study_case_id)
+    if not 0 <= box < len(entry["boxes"]):
+        raise NotFoundError(f"case {study_case_id} has no box {box + 1}")
+    study_case = db.get(StudyCase, study_case_id)
+    data = app_state(request).storage.read_bytes(study_case.case.image_key)
+    return Response(study_cases.crop_png(data, entry["boxes"][box]), media_type="image/png")
