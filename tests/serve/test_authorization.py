@@ -84,6 +84,7 @@ def ids(world) -> dict:
         "sc": world["study_case"],
         "nocase": 888888,
         "nouser": 888888,
+        "job": 1,  # the analysis job of case 1
     }
 
 
@@ -218,6 +219,7 @@ TABLE = [
     ),
     ("PUT", "/api/v1/cases/{case}/boxes", {"json": BOXES}, only({"clinician": 200}, page=False)),
     ("POST", "/api/v1/cases/{case}/analyses", {}, only({"clinician": 201}, page=False)),
+    ("GET", "/api/v1/jobs/{job}", {}, only({"clinician": 200}, page=False)),
     ("GET", "/api/v1/worklist", {}, only({"radiologist": 200}, page=False)),
     (
         "POST",
@@ -282,6 +284,7 @@ def test_table_covers_every_route(world):
         "{sc}": "{study_case_id}",
         "{nocase}": "{case_id}",
         "{nouser}": "{user_id}",
+        "{job}": "{job_id}",
     }
     covered = set()
     for method, path, _, _ in TABLE:
@@ -298,6 +301,7 @@ OTHERS = [
     ("clin2", "PUT", "/api/v1/cases/{case}/boxes"),
     ("clin2", "POST", "/cases/{case}/analyse"),
     ("clin2", "POST", "/cases/{case}/reads"),
+    ("clin2", "GET", "/api/v1/jobs/{job}"),
     ("rad2", "GET", "/cases/{case}/image"),
     ("rad2", "GET", "/api/v1/cases/{case}"),
     ("rad2", "GET", "/reads/1"),

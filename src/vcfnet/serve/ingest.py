@@ -220,7 +220,7 @@ def read_upload(
     check_file_name(file_name)
     data = read_limited(stream, settings.max_upload_bytes)
     kind = sniff_kind(data)
-    scratch = storage.root / "tmp"
+    scratch = storage.scratch_dir
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=scratch, suffix=SUFFIXES[kind]) as tmp:
         tmp.write(data)

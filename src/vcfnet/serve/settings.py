@@ -30,6 +30,13 @@ class Settings:
     allowed_aes: tuple[str, ...] = ()  # calling AE titles let in; empty: any
     pacs_username: str = "pacs"  # the clinician account received images are filed under
     dicom_secondary_capture: bool = False  # also accept Secondary Capture images
+    # background jobs (``serve.jobs``): worker threads per serve process, how long a request
+    # waits for its analysis before answering "queued", when a running job counts as dead
+    job_workers: int = 2
+    job_wait_s: float = 120.0
+    job_stale_after_s: float = 600.0
+    # where case files live: None = the data folder; "s3://bucket/prefix" (``serve.storage_s3``)
+    storage_url: str | None = None
 
     @property
     def database_url(self) -> str:
