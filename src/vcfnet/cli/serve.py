@@ -65,6 +65,20 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-upload-mib", type=int, default=64, help="largest upload (default 64 MiB)"
     )
+    parser.add_argument(
+        "--storage",
+        default=None,
+        metavar="s3://BUCKET/PREFIX",
+        help="keep case files in S3-compatible storage (endpoint and keys from AWS_* variables; "
+        "default: the data folder)",
+    )
+    parser.add_argument(
+        "--job-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="analysis worker threads per server process (default 2; 0: this process only queues)",
+    )
     dicom = parser.add_argument_group("DICOM receiver (C-STORE from a PACS or modality)")
     dicom.add_argument(
         "--dicom-port",
@@ -104,6 +118,8 @@ def settings_from_args(args: argparse.Namespace):
         ("model_path", getattr(args, "model", None)),
         ("secure_cookies", getattr(args, "secure_cookies", False) or None),
         ("keep_originals", getattr(args, "keep_originals", False) or None),
+        ("storage_url", getattr(args, "storage", None)),
+        ("job_workers", getattr(args, "job_workers", None)),
     ):
         if value is not None:
             settings = replace(settings, **{name: value})

@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from vcfnet.errors import ConfigError
 from vcfnet.serve.storage import check_key
 
 log = logging.getLogger(__name__)
 
 
-class StorageConfigError(ValueError):
+class StorageConfigError(ConfigError):
     """A storage URL that is not ``s3://bucket[/prefix]``."""
 
 
