@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from vcfnet.serve.analysis import analyse_case
 from vcfnet.serve.crud import Actor, NotFoundError
 from vcfnet.serve.jobs import JobOutcome, JobRunner, enqueue, result_or_raise
+from vcfnet.serve.model_admin import sync_active_model
 from vcfnet.serve.models import Analysis, Case, Job, User
 
 KIND = "analyse"
@@ -27,6 +28,7 @@ def analysis_handler(state):
         if case is None or user is None:
             raise NotFoundError("the case was deleted before its analysis ran")
         actor = Actor(user, job.payload.get("client", ""))
+        sync_active_model(db, state)  # an admin may have switched the model in another process
         analysis = analyse_case(db, state.storage, state.models, actor, case)
         return {"analysis_id": analysis.id}
 

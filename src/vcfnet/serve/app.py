@@ -20,7 +20,7 @@ from sqlalchemy import select
 from starlette.exceptions import HTTPException
 from starlette.templating import Jinja2Templates
 
-from vcfnet.serve import crud, ingest, ml, security
+from vcfnet.serve import crud, ingest, ml, model_admin, retention, security
 from vcfnet.serve.analysis_jobs import KIND, analysis_handler
 from vcfnet.serve.api.deps import AppState, LoginRequiredError
 from vcfnet.serve.db import make_engine, make_session_factory
@@ -55,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
         api_jobs,
         api_v1,
         pages_admin,
+        pages_admin_model,
         pages_auth,
         pages_cases,
         pages_reads,
@@ -63,7 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     modules = (pages_auth, pages_reports, pages_cases, pages_reads, pages_studies, pages_admin)
-    for module in (*modules, api_v1, api_jobs):
+    for module in (*modules, pages_admin_model, api_v1, api_jobs):
         app.include_router(module.router)
     add_error_handlers(app)
 
@@ -95,7 +96,17 @@ def build_state(settings: Settings) -> AppState:
         templates=templates,
     )
     state.jobs = make_job_runner(state)
+    use_active_model(state)
     return state
+
+
+def use_active_model(state: AppState) -> None:
+    """The admin's active model (if one was installed) instead of ``--model``."""
+    try:
+        with state.session_factory() as db:
+            model_admin.sync_active_model(db, state)
+    except Exception:  # the server still starts; analyses say what is wrong
+        log.exception("the admin's active model could not be loaded; using --model")
 
 
 def make_job_runner(state: AppState) -> JobRunner:
@@ -103,7 +114,7 @@ def make_job_runner(state: AppState) -> JobRunner:
     settings = state.settings
     return JobRunner(
         state.session_factory,
-        {KIND: analysis_handler(state)},
+        {KIND: analysis_handler(state), retention.JOB_KIND: retention.purge_handler(state)},
         threads=settings.job_workers,
         stale_after_s=settings.job_stale_after_s,
         status_of=job_error_status,
@@ -138,6 +149,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     crud.InvalidInputError: 422,
     security.WeakPasswordError: 422,
     ml.ModelUnavailableError: 503,
+    model_admin.ModelUploadError: 422,
 }
 
 

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from vcfnet.data.pseudonym import pseudonym
 from vcfnet.errors import InputError
+from vcfnet.serve import retention
 from vcfnet.serve.crud import Actor, audit
 from vcfnet.serve.models import Case
 from vcfnet.serve.settings import Settings
@@ -273,7 +274,8 @@ def store_case(
     hospital = actor.user.hospital
     patient = patient_pseudonym(id_key, hospital, radiograph.patient.patient_id, case_uuid)
     image_key = f"images/{case_uuid}.png"
-    original_key = f"originals/{case_uuid}.{checked.kind}" if settings.keep_originals else None
+    keep = retention.current(db, settings).keep_originals  # the admin's choice, else the flag
+    original_key = f"originals/{case_uuid}.{checked.kind}" if keep else None
     written = []
     try:
         storage.write_bytes(image_key, png_bytes(radiograph.pixels))
