@@ -10,27 +10,17 @@ being decoded always stay on local disk (``scratch_dir``).
 from __future__ import annotations
 
 import logging
-import re
 import time
 from pathlib import Path
 from typing import Protocol
 
 from vcfnet.io.atomic import atomic_path
 from vcfnet.serve.settings import Settings
+from vcfnet.serve.storage_keys import StorageKeyError, check_key
+
+__all__ = ["LocalStorage", "Storage", "StorageKeyError", "open_storage", "sweep_local"]
 
 log = logging.getLogger(__name__)
-
-_KEY_RE = re.compile(r"^[a-z]+(/[A-Za-z0-9_-]+)*\.[a-z0-9]{2,5}$")
-
-
-class StorageKeyError(ValueError):
-    """A storage key that the platform did not make (absolute, '..', odd characters)."""
-
-
-def check_key(key: str) -> str:
-    if not _KEY_RE.match(key):
-        raise StorageKeyError(f"invalid storage key {key!r}")
-    return key
 
 
 class Storage(Protocol):

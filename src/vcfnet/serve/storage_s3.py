@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from vcfnet.errors import ConfigError
-from vcfnet.serve.storage import check_key
+from vcfnet.serve.storage_keys import check_key
 
 log = logging.getLogger(__name__)
 
