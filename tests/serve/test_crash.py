@@ -29,17 +29,30 @@ from vcfnet.serve.app import create_app
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-#: runs ``vcfnet serve``; with VCFNET_TEST_HANG_AFTER_WRITE the store sleeps after writing an image
+#: runs ``vcfnet serve``; test-only patches: VCFNET_TEST_HANG=write sleeps after writing an image,
+#: =analysis sleeps in the analysis job; jobs count as dead after 2 s
 LAUNCHER = """
-import os, sys, time
-from vcfnet.serve import storage
-if os.environ.get("VCFNET_TEST_HANG_AFTER_WRITE"):
+import dataclasses, os, sys, time
+from vcfnet.cli import serve as cli_serve
+from vcfnet.serve import analysis_jobs, storage
+hang = os.environ.get("VCFNET_TEST_HANG")
+if hang == "write":
     write = storage.LocalStorage.write_bytes
     def hanging(self, key, data):
         write(self, key, data)
         if key.startswith("images/"):
             time.sleep(60)
     storage.LocalStorage.write_bytes = hanging
+if hang == "analysis":
+    analyse = analysis_jobs.analyse_case
+    def slow(*args):
+        time.sleep(60)
+        return analyse(*args)
+    analysis_jobs.analyse_case = slow
+settings_from_args = cli_serve.settings_from_args
+cli_serve.settings_from_args = lambda args: dataclasses.replace(
+    settings_from_args(args), job_stale_after_s=2.0
+)
 from vcfnet.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -52,16 +65,17 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, data: Path, hang: bool = False):
+    def __init__(self, data: Path, hang: str = "", model: Path | None = None):
         self.port = _free_port()
         env = {
             **os.environ,
             "PYTHONPATH": str(REPO / "src") + os.pathsep + str(REPO),
             "VCFNET_ID_KEY": "serve-test-pseudonym-key",
         }
-        if hang:
-            env["VCFNET_TEST_HANG_AFTER_WRITE"] = "1"
+        env["VCFNET_TEST_HANG"] = hang
         command = [sys.executable, "-c", LAUNCHER, "serve", "--data", str(data)]
+        if model is not None:
+            command += ["--model", str(model)]
         self.process = subprocess.Popen(
             [*command, "--port", str(self.port)],
             env=env,
@@ -157,7 +171,7 @@ def test_sigkill_while_the_body_is_arriving(data_dir):
 
 
 def test_sigkill_between_the_file_and_its_row(data_dir):
-    server = Server(data_dir, hang=True)
+    server = Server(data_dir, hang="write")
     client = server.login()
     files = {"file": ("x.png", png_bytes(), "image/png")}
 
@@ -181,5 +195,45 @@ def test_sigkill_between_the_file_and_its_row(data_dir):
         assert _cases(restarted) == []  # ... its row never committed ...
         assert not list(images.glob("*")), "the orphan image was not swept"  # ... and it is gone
         _check_clean(data_dir)
+    finally:
+        restarted.kill()
+
+
+def test_sigkill_during_an_analysis_job_then_another_process_finishes_it(data_dir, tiny_run_dir):
+    """The server dies while its worker runs the job; the job stays ``running``; a restarted
+    server sees it stale (2 s here), requeues it and runs it: one analysis, attempts 2."""
+    server = Server(data_dir, hang="analysis", model=tiny_run_dir)
+    client = server.login()
+    case_id = client.post(
+        "/api/v1/cases",
+        files={"file": ("x.png", png_bytes(), "image/png")},
+        headers={"X-CSRF-Token": client.csrf},
+    ).json()["id"]
+    boxes = {"boxes": [{"level": "L1", "x1": 40, "y1": 50, "x2": 120, "y2": 110}]}
+    headers = {"X-CSRF-Token": client.csrf}
+    assert client.put(f"/api/v1/cases/{case_id}/boxes", json=boxes, headers=headers).is_success
+
+    def analyse() -> None:
+        with contextlib.suppress(httpx.TransportError):  # the server dies under the request
+            client.post(f"/api/v1/cases/{case_id}/analyses", headers=headers)
+
+    thread = threading.Thread(target=analyse, daemon=True)
+    thread.start()
+    observer = server.login()
+    deadline = time.monotonic() + 60
+    while observer.get("/api/v1/jobs/1").json().get("state") != "running":
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.1)
+    server.kill()
+    thread.join(30)
+    restarted = Server(data_dir, model=tiny_run_dir)
+    try:
+        client = restarted.login()
+        deadline = time.monotonic() + 60
+        while (job := client.get("/api/v1/jobs/1").json())["state"] != "done":
+            assert job["state"] != "failed" and time.monotonic() < deadline, job
+            time.sleep(0.2)
+        case = client.get(f"/api/v1/cases/{case_id}").json()
+        assert case["analysis"]["id"] == job["analysis"] and job["attempts"] == 2
     finally:
         restarted.kill()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -105,6 +106,30 @@ def test_dead_workers_job_is_requeued_then_failed(factory):
     assert current.state == "failed" and "worker died" in current.error
     with pytest.raises(jobs.JobFailedError, match="worker died"):
         jobs.result_or_raise(current)
+
+
+def test_a_long_job_with_a_heartbeat_is_not_taken_twice(factory):
+    """The job runs 4x longer than the stale timeout; its heartbeat keeps the reclaimer off."""
+    [job_id] = _add_jobs(factory, 1)
+    stop = threading.Event()
+
+    def reclaimer() -> None:
+        with factory() as db:
+            while not stop.is_set():
+                jobs.reclaim_stale(db, stale_after_s=0.5)
+                time.sleep(0.1)
+
+    thread = threading.Thread(target=reclaimer)
+    thread.start()
+    try:
+        slow = {"noop": lambda _db, _job: time.sleep(2.0) or {}}
+        assert jobs.run_one(factory, slow, "w", heartbeat_s=0.1)
+    finally:
+        stop.set()
+        thread.join()
+    with factory() as db:
+        current = jobs.outcome(db, job_id)
+    assert (current.state, current.attempts) == ("done", 1)
 
 
 def test_failed_analysis_records_its_error_and_the_user_sees_it(app):

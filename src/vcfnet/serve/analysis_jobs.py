@@ -63,6 +63,7 @@ def job_dict(job: Job | JobOutcome) -> dict[str, Any]:
     return {
         "job": job.id,
         "state": job.state,
+        "attempts": job.attempts,
         "error": job.error,
         "url": f"/api/v1/jobs/{job.id}",
     }

@@ -5,8 +5,10 @@ A job is a row of ``jobs`` (kind, JSON payload, state queued -> running -> done 
 claims the oldest queued job with ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL: concurrent
 claimers skip each other's locked rows and never wait) followed by a compare-and-set
 ``UPDATE ... WHERE state = 'queued'``; SQLite ignores ``FOR UPDATE`` but serialises writers, and
-the compare-and-set alone keeps two claimers from taking one job. A job left ``running`` longer
-than ``stale_after_s`` (its worker died) is requeued, up to ``MAX_ATTEMPTS`` claims, then failed.
+the compare-and-set alone keeps two claimers from taking one job. While a job runs, its worker
+updates ``heartbeat_at`` every ``stale_after_s / 4``; a job whose heartbeat is older than
+``stale_after_s`` (its worker died) is requeued, up to ``MAX_ATTEMPTS`` claims, then failed. A
+long job is therefore never taken twice while its worker lives.
 
 ``JobRunner`` runs worker threads in one serve process; ``wait`` lets a request enqueue a job and
 block (on a worker thread of the web server, never the event loop) until it finishes, so the pages
@@ -22,6 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +53,7 @@ class JobFailedError(RuntimeError):
 class JobOutcome:
     id: int
     state: str
+    attempts: int
     result: dict[str, Any] | None
     error: str | None
 
@@ -78,7 +82,8 @@ def claim(db: Session, worker: str, kinds: tuple[str, ...] | None = None) -> Job
             .values(
                 state="running",
                 claimed_by=worker[:128],
-                claimed_at=utcnow(),
+                claimed_at=(now := utcnow()),
+                heartbeat_at=now,
                 attempts=Job.attempts + 1,
             )
             .execution_options(synchronize_session=False)
@@ -105,10 +110,10 @@ def finish(db: Session, job_id: int, worker: str, result=None, error: str | None
 
 
 def reclaim_stale(db: Session, stale_after_s: float, now: dt.datetime | None = None) -> int:
-    """Requeue jobs ``running`` for longer than ``stale_after_s`` (their worker died); after
-    ``MAX_ATTEMPTS`` claims they fail instead. Returns how many were touched."""
+    """Requeue jobs ``running`` without a heartbeat for ``stale_after_s`` (their worker died);
+    after ``MAX_ATTEMPTS`` claims they fail instead. Returns how many were touched."""
     cutoff = (now or utcnow()) - dt.timedelta(seconds=stale_after_s)
-    stale = Job.state == "running", Job.claimed_at < cutoff
+    stale = Job.state == "running", Job.heartbeat_at < cutoff
     failed = db.execute(
         update(Job)
         .where(*stale, Job.attempts >= MAX_ATTEMPTS)
@@ -124,7 +129,7 @@ def reclaim_stale(db: Session, stale_after_s: float, now: dt.datetime | None = N
     requeued = db.execute(
         update(Job)
         .where(*stale)
-        .values(state="queued", claimed_by=None, claimed_at=None)
+        .values(state="queued", claimed_by=None, claimed_at=None, heartbeat_at=None)
         .execution_options(synchronize_session=False)
     ).rowcount
     db.commit()
@@ -137,7 +142,35 @@ def outcome(db: Session, job_id: int) -> JobOutcome:
     job = db.get(Job, job_id, populate_existing=True)
     if job is None:
         raise LookupError(f"job {job_id} not found")
-    return JobOutcome(job.id, job.state, job.result, job.error)
+    return JobOutcome(job.id, job.state, job.attempts, job.result, job.error)
+
+
+@contextmanager
+def heartbeat(factory: sessionmaker[Session], job_id: int, worker: str, every_s: float):
+    """Beat ``heartbeat_at`` of a running job every ``every_s`` from a side thread."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every_s):
+            try:
+                with factory() as db:
+                    db.execute(
+                        update(Job)
+                        .where(Job.id == job_id, Job.state == "running", Job.claimed_by == worker)
+                        .values(heartbeat_at=utcnow())
+                        .execution_options(synchronize_session=False)
+                    )
+                    db.commit()
+            except Exception:  # a missed beat is harmless unless they all fail
+                log.warning("heartbeat of job %d failed", job_id, exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def run_one(
@@ -145,6 +178,7 @@ def run_one(
     handlers: dict[str, Handler],
     worker: str,
     status_of: Callable[[Exception], int] = lambda exc: 500,
+    heartbeat_s: float = 150.0,
 ) -> bool:
     """Claim and run one job; False if none was queued. ``status_of`` maps a handler's exception
     to the HTTP status a waiting request answers with (>= 500: a server fault, logged)."""
@@ -154,7 +188,8 @@ def run_one(
             return False
         job_id = job.id
         try:
-            result = handlers[job.kind](db, job)
+            with heartbeat(factory, job_id, worker[:128], heartbeat_s):
+                result = handlers[job.kind](db, job)
         except Exception as exc:
             db.rollback()
             status = status_of(exc)
@@ -233,7 +268,9 @@ class JobRunner:
                     last_reclaim = time.monotonic()
                     with self.factory() as db:
                         reclaim_stale(db, self.stale_after_s)
-                ran = run_one(self.factory, self.handlers, worker, self.status_of)
+                ran = run_one(
+                    self.factory, self.handlers, worker, self.status_of, self.stale_after_s / 4
+                )
             except Exception:  # the database went away for a moment: retry after a pause
                 log.exception("job worker %s", worker)
                 ran = False

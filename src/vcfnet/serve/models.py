@@ -377,7 +377,8 @@ JOB_STATES: tuple[str, ...] = ("queued", "running", "done", "failed")
 class Job(Base):
     """A background job (``serve.jobs``): any worker thread of any serve process claims it from
     this table (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL), runs it and records the
-    outcome. A job left ``running`` by a dead worker is requeued after a timeout."""
+    outcome. A running job's worker beats ``heartbeat_at``; a job whose heartbeat stopped (its
+    worker died) is requeued after a timeout."""
 
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_state_id", "state", "id"),)
@@ -390,6 +391,7 @@ class Job(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(128), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
     error: Mapped[str | None] = mapped_column(String(500), default=None)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("claimed_by", sa.String(length=128), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("claimed_at", sa.DateTime(), nullable=True),
+        sa.Column("heartbeat_at", sa.DateTime(), nullable=True),
         sa.Column("finished_at", sa.DateTime(), nullable=True),
         sa.Column("error", sa.String(length=500), nullable=True),
         sa.Column("result", sa.JSON(), nullable=True),
