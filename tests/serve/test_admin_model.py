@@ -12,8 +12,9 @@ from sqlalchemy import select
 
 from tests.predict_fixtures import make_run_dir
 from tests.serve.conftest import dispose, login, png_bytes, put_boxes, upload
+from vcfnet.serve import jobs
 from vcfnet.serve.app import create_app
-from vcfnet.serve.models import Analysis, AuditLog, Box, Case
+from vcfnet.serve.models import Analysis, AuditLog, Box, Case, Job
 
 
 def _zip_folder(folder, prefix: str = "run") -> bytes:
@@ -118,6 +119,12 @@ def test_purge_removes_expired_cases_rows_and_files(app):
     recent = upload(clin, png_bytes(seed=3)).json()["id"]
     for case_id in (old_case.id, held):
         _backdate(app, case_id, 40)
+    with app.state.vcfnet.session_factory() as db:
+        stale = Job(kind="analyse", payload={}, state="done", finished_at=jobs.utcnow())
+        stale.finished_at -= dt.timedelta(days=31)
+        db.add(stale)
+        db.commit()
+        stale_id = stale.id
     storage = app.state.vcfnet.storage
     assert all(storage.exists(k) for k in keys) and None not in keys
     assert "1 case(s) are older than 30 days" in admin.get("/admin/retention").text
@@ -127,6 +134,8 @@ def test_purge_removes_expired_cases_rows_and_files(app):
         assert set(db.scalars(select(Case.id))) == {held, recent}
         assert not db.scalars(select(Box).where(Box.case_id == old_case.id)).all()
         assert not db.scalars(select(Analysis).where(Analysis.case_id == old_case.id)).all()
+        assert db.get(Job, stale_id) is None
+        assert not db.scalars(select(Job).where(Job.case_id == old_case.id)).all()
     actions = _actions(app)
     assert "admin.retention.set" in actions and "case.purge" in actions
     assert actions.index("admin.retention.purge") > actions.index("case.purge")

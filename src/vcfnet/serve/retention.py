@@ -6,7 +6,8 @@ cases older than the limit with their boxes, analyses and files, and, while orig
 kept, the originals of every case. Cases in a reader study or with a second-read request are kept
 (the study's protocol and the reports are records). Rows are deleted and committed first, files
 afterwards: a crash in between leaves orphan files, which the start-up sweep removes, never a case
-without its image. Every deleted case and the purge itself are audited.
+without its image. Every deleted case and the purge itself are audited. Finished jobs older than
+``JOB_DAYS`` go too.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 SETTING = "retention"
 JOB_KIND = "purge"
 MAX_DAYS = 36500
+JOB_DAYS = 30  # finished jobs are kept this long (their outcome is shown; the audit log stays)
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,12 @@ def purge(db: Session, storage, actor: Actor, policy: Retention, now=None) -> di
             case.original_key = None
             originals += 1
     db.flush()
-    # jobs name cases by id only: drop the finished ones of deleted cases (no patient data)
-    for job in db.scalars(select(Job).where(Job.case_id.in_([c.id for c in doomed]))):
-        if job.state in ("done", "failed"):
-            db.delete(job)
+    # finished jobs of deleted cases, and any finished job older than JOB_DAYS (the table stays small)
+    finished = Job.state.in_(("done", "failed"))
+    old = Job.finished_at < (now or utcnow()) - dt.timedelta(days=JOB_DAYS)
+    gone = Job.case_id.in_([c.id for c in doomed])
+    for job in db.scalars(select(Job).where(finished, gone | old)):
+        db.delete(job)
     detail = f"{len(doomed)} case(s), {originals} original(s)"
     audit(db, actor, "admin.retention.purge", detail=detail)
     db.commit()
