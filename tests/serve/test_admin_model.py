@@ -138,7 +138,7 @@ def test_purge_removes_expired_cases_rows_and_files(app):
         assert not db.scalars(select(Job).where(Job.case_id == old_case.id)).all()
     actions = _actions(app)
     assert "admin.retention.set" in actions and "case.purge" in actions
-    assert actions.index("admin.retention.purge") > actions.index("case.purge")
+    assert actions[-1] == "admin.retention.purge" and actions[-2] == "case.purge"
     page = admin.get("/admin/retention").text
     assert "Last purge: done" in page and "1 case(s), 0 original(s), 3 file(s) deleted" in page
 
@@ -165,3 +165,24 @@ def test_retention_days_must_be_a_number(app):
     form = {"csrf_token": admin.csrf, "delete_after_days": "ten"}
     response = admin.post("/admin/retention", data=form)
     assert response.status_code == 422 and "whole number" in response.text
+
+
+def test_purge_is_scheduled_daily_once_a_policy_is_set(app):
+    from vcfnet.serve import retention
+
+    factory = app.state.vcfnet.session_factory
+    with factory() as db:
+        assert retention.schedule_purge(db) is None  # no policy: nothing expires
+    admin = login(app, "admin")
+    form = {"csrf_token": admin.csrf, "delete_after_days": "30"}
+    assert admin.post("/admin/retention", data=form).status_code == 303
+    with factory() as db:
+        job = retention.schedule_purge(db)
+        assert job is not None and retention.schedule_purge(db) is None  # once a day
+        tomorrow = jobs.utcnow() + dt.timedelta(days=1, minutes=1)
+        assert retention.schedule_purge(db, now=tomorrow) is not None
+    state = app.state.vcfnet
+    assert jobs.run_one(factory, state.jobs.handlers, "w")
+    with factory() as db:
+        assert jobs.outcome(db, job.id).state == "done"
+    assert "admin.retention.purge" in _actions(app)

@@ -118,6 +118,7 @@ def make_job_runner(state: AppState) -> JobRunner:
         threads=settings.job_workers,
         stale_after_s=settings.job_stale_after_s,
         status_of=job_error_status,
+        periodic=(retention.schedule_purge,),
     )
 
 

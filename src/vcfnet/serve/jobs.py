@@ -218,6 +218,7 @@ class JobRunner:
         poll_s: float = 0.5,
         stale_after_s: float = 600.0,
         status_of: Callable[[Exception], int] = lambda exc: 500,
+        periodic: tuple[Callable[[Session], None], ...] = (),
     ):
         self.factory = factory
         self.handlers = handlers
@@ -225,6 +226,7 @@ class JobRunner:
         self.poll_s = poll_s
         self.stale_after_s = stale_after_s
         self.status_of = status_of
+        self.periodic = periodic  # called with a session at each housekeeping tick (<= 60 s)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._wake = threading.Condition()
         self._done = threading.Condition()
@@ -268,6 +270,8 @@ class JobRunner:
                     last_reclaim = time.monotonic()
                     with self.factory() as db:
                         reclaim_stale(db, self.stale_after_s)
+                        for task in self.periodic:
+                            task(db)
                 ran = run_one(
                     self.factory, self.handlers, worker, self.status_of, self.stale_after_s / 4
                 )

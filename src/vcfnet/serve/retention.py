@@ -7,7 +7,8 @@ kept, the originals of every case. Cases in a reader study or with a second-read
 (the study's protocol and the reports are records). Rows are deleted and committed first, files
 afterwards: a crash in between leaves orphan files, which the start-up sweep removes, never a case
 without its image. Every deleted case and the purge itself are audited. Finished jobs older than
-``JOB_DAYS`` go too.
+``JOB_DAYS`` go too. The job workers enqueue a purge once a day once an admin has set a policy
+(``schedule_purge``); an admin can also run it at once.
 """
 
 from __future__ import annotations
@@ -101,11 +102,30 @@ def purge(db: Session, storage, actor: Actor, policy: Retention, now=None) -> di
     return {"cases": len(doomed), "originals": originals, "files": len(list(filter(None, keys)))}
 
 
+PURGE_EVERY = dt.timedelta(days=1)
+
+
+def schedule_purge(db: Session, now: dt.datetime | None = None) -> Job | None:
+    """Enqueue a purge once a day when an admin set a retention policy (called by the job
+    workers' housekeeping; two processes racing at worst purge twice, which is harmless)."""
+    if get_setting(db, SETTING) is None:
+        return None
+    since = (now or utcnow()) - PURGE_EVERY
+    recent = select(Job.id).where(Job.kind == JOB_KIND, Job.created_at > since).limit(1)
+    if db.scalars(recent).first() is not None:
+        return None
+    job = Job(kind=JOB_KIND, payload={"user_id": None, "client": "scheduler"}, state="queued")
+    db.add(job)
+    db.commit()
+    return job
+
+
 def purge_handler(state):
     """The ``purge`` job handler (payload: the admin's user id and client)."""
 
     def run(db: Session, job: Job) -> dict[str, Any]:
-        actor = Actor(db.get(User, job.payload["user_id"]), job.payload.get("client", ""))
+        user_id = job.payload.get("user_id")
+        actor = Actor(db.get(User, user_id) if user_id else None, job.payload.get("client", ""))
         return purge(db, state.storage, actor, current(db, state.settings))
 
     return run
