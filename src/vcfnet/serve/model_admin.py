@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import shutil
+import threading
 import uuid
 import zipfile
 from io import BytesIO
@@ -28,6 +30,7 @@ from vcfnet.serve.platform_settings import get_setting, put_setting
 log = logging.getLogger(__name__)
 
 SETTING = "active_model"
+_sync_lock = threading.Lock()
 SUFFIXES = (".zip", ".onnx")
 MAX_UNZIPPED = 4 * 1024**3
 
@@ -60,16 +63,31 @@ def _safe_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
 
 
 def unpack(data: bytes, suffix: str, folder: Path) -> Path:
-    """Write the upload under ``folder``; the path to load (RUN_DIR, .pt or .onnx)."""
-    folder.mkdir(parents=True)
-    if suffix == ".onnx":
-        (folder / "model.onnx").write_bytes(data)
-        return folder / "model.onnx"
+    """Write the upload into the new ``folder`` (a temp name, renamed once whole: processes of
+    one machine share the cache); the path to load (RUN_DIR, .pt or .onnx)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex}"
+    tmp.mkdir()
     try:
-        with zipfile.ZipFile(BytesIO(data)) as archive:
-            archive.extractall(folder, members=_safe_members(archive))
+        if suffix == ".onnx":
+            (tmp / "model.onnx").write_bytes(data)
+        else:
+            with zipfile.ZipFile(BytesIO(data)) as archive:
+                archive.extractall(tmp, members=_safe_members(archive))
+        os.rename(tmp, folder)
     except zipfile.BadZipFile as exc:
         raise ModelUploadError("the file is not a readable zip; zip the run folder again") from exc
+    except OSError:
+        if not folder.is_dir():
+            raise
+        # another process of this machine unpacked the same model first: use its copy
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return find_model(folder)
+
+
+def find_model(folder: Path) -> Path:
+    """The path to load in an unpacked upload: a run folder, or its single .onnx/.pt file."""
     for candidate in (folder, *[p for p in folder.iterdir() if p.is_dir()]):
         if (candidate / "checkpoints" / "best.pt").is_file():
             return candidate
@@ -138,10 +156,14 @@ def sync_active_model(db: Session, state) -> None:
     active = get_setting(db, SETTING)
     if not active or active["id"] == state.models.model_id:
         return
-    suffix = Path(active["key"]).suffix
-    folder = cache_dir(state.settings.data_dir) / active["id"]
-    if folder.is_dir():
-        shutil.rmtree(folder)  # an earlier fetch that did not finish
-    path = unpack(state.storage.read_bytes(active["key"]), suffix, folder)
-    state.models = ModelService.loaded(path, active["id"])
+    with _sync_lock:  # one fetch per process, whichever job thread comes first
+        if active["id"] == state.models.model_id:
+            return
+        folder = cache_dir(state.settings.data_dir) / active["id"]
+        if folder.is_dir():
+            path = find_model(folder)  # unpacked whole before (renamed into place)
+        else:
+            data = state.storage.read_bytes(active["key"])
+            path = unpack(data, Path(active["key"]).suffix, folder)
+        state.models = ModelService.loaded(path, active["id"])
     log.info("switched to the active model %s", active["id"])
