@@ -61,6 +61,12 @@ def test_serve_arguments(tmp_path):
     assert args.port == 9000 and args.workers == 2 and args.demo == "demo-out"
     settings = settings_from_args(args)
     assert settings.data_dir == tmp_path and settings.database_url.endswith("vcfnet.db")
+    assert settings.storage_url is None and settings.job_workers == 2
+    args = build_parser("serve").parse_args(
+        ["serve", "--storage", "s3://bucket/site-a", "--job-workers", "0"]
+    )
+    settings = settings_from_args(args)
+    assert settings.storage_url == "s3://bucket/site-a" and settings.job_workers == 0
 
 
 def make_demo_out(root):
