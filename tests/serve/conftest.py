@@ -117,7 +117,9 @@ def module_db_url(request):
 
 
 def dispose(app) -> None:
-    """Close the app's database connections (before its PostgreSQL database is dropped)."""
+    """Stop the app's job workers, close its database connections (before its PostgreSQL
+    database is dropped)."""
+    app.state.vcfnet.jobs.stop()
     app.state.vcfnet.session_factory.kw["bind"].dispose()
 
 

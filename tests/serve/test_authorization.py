@@ -88,6 +88,7 @@ def ids(world) -> dict:
         "nocase": 888888,
         "nouser": 888888,
         "nooutbox": 888888,
+        "job": 1,  # the analysis job of case 1
     }
 
 
@@ -234,6 +235,11 @@ TABLE = [
     ("GET", "/pacs", {}, only({"clinician": 200})),
     ("POST", "/pacs/search", {"data": {"study_date": "2023-13"}}, only({"clinician": 422})),
     ("POST", "/pacs/import", {"data": {"study_uid": "not-a-uid"}}, only({"clinician": 422})),
+    ("GET", "/admin/model", {}, only({"admin": 200})),
+    ("POST", "/admin/model", {"files": {"file": ("x.txt", b"x")}}, only({"admin": 422})),
+    ("GET", "/admin/retention", {}, only({"admin": 200})),
+    ("POST", "/admin/retention", {"data": {"delete_after_days": ""}}, only({"admin": 303})),
+    ("POST", "/admin/retention/purge", {}, only({"admin": 303})),
     ("GET", "/api/v1/me", {}, every(200, 401)),
     ("GET", "/api/v1/cases", {}, only({"clinician": 200, "radiologist": 200}, page=False)),
     ("POST", "/api/v1/cases", {"files": {"file": ("x.png", PNG)}}, only({"clinician": 201}, False)),
@@ -245,6 +251,7 @@ TABLE = [
     ),
     ("PUT", "/api/v1/cases/{case}/boxes", {"json": BOXES}, only({"clinician": 200}, page=False)),
     ("POST", "/api/v1/cases/{case}/analyses", {}, only({"clinician": 201}, page=False)),
+    ("GET", "/api/v1/jobs/{job}", {}, only({"clinician": 200}, page=False)),
     ("GET", "/api/v1/worklist", {}, only({"radiologist": 200}, page=False)),
     (
         "POST",
@@ -310,6 +317,7 @@ def test_table_covers_every_route(world):
         "{nocase}": "{case_id}",
         "{nouser}": "{user_id}",
         "{nooutbox}": "{item_id}",
+        "{job}": "{job_id}",
     }
     covered = set()
     for method, path, _, _ in TABLE:
@@ -326,6 +334,7 @@ OTHERS = [
     ("clin2", "PUT", "/api/v1/cases/{case}/boxes"),
     ("clin2", "POST", "/cases/{case}/analyse"),
     ("clin2", "POST", "/cases/{case}/reads"),
+    ("clin2", "GET", "/api/v1/jobs/{job}"),
     ("rad2", "GET", "/cases/{case}/image"),
     ("rad2", "GET", "/api/v1/cases/{case}"),
     ("rad2", "GET", "/reads/1"),

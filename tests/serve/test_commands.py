@@ -68,6 +68,13 @@ def test_serve_arguments(tmp_path):
     )
     dirs = settings_from_args(args).study_import_dirs
     assert dirs == (tmp_path.resolve(), Path("rel").resolve())
+    settings = settings_from_args(build_parser("serve").parse_args(["serve"]))
+    assert settings.storage_url is None and settings.job_workers == 2
+    args = build_parser("serve").parse_args(
+        ["serve", "--storage", "s3://bucket/site-a", "--job-workers", "0"]
+    )
+    settings = settings_from_args(args)
+    assert settings.storage_url == "s3://bucket/site-a" and settings.job_workers == 0
 
 
 def make_demo_out(root):

@@ -13,6 +13,14 @@ from vcfnet.serve.migrations import upgrade_database
 from vcfnet.serve.models import AuditLog, Base, ImmutableRowError, Report
 
 
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    from vcfnet.serve.migrations import alembic_config
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
 def test_app_runs_on_the_database_asked_for(app, db_url):
     engine = app.state.vcfnet.session_factory.kw["bind"]
     assert engine.dialect.name == ("postgresql" if db_url else "sqlite")
@@ -180,14 +188,6 @@ def test_upgrade_0002_to_0003_adds_the_reader_study_tables(tmp_path, db_url):
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
     engine.dispose()
-
-
-def head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
-    from vcfnet.serve.migrations import alembic_config
-
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
 def test_upgrade_0003_to_0004_adds_the_pacs_tables_and_downgrades(tmp_path, db_url):

@@ -74,6 +74,20 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="researchers may import prepared datasets (vcfnet prepare) from inside DIR into "
         "reader studies by their path (repeatable; default: none, zip uploads only)",
     )
+    parser.add_argument(
+        "--storage",
+        default=None,
+        metavar="s3://BUCKET/PREFIX",
+        help="keep case files in S3-compatible storage (endpoint and keys from AWS_* variables; "
+        "default: the data folder)",
+    )
+    parser.add_argument(
+        "--job-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="analysis worker threads per server process (default 2; 0: this process only queues)",
+    )
     dicom = parser.add_argument_group("DICOM receiver (C-STORE from a PACS or modality)")
     dicom.add_argument(
         "--dicom-port",
@@ -120,6 +134,8 @@ def settings_from_args(args: argparse.Namespace):
         ("model_path", getattr(args, "model", None)),
         ("secure_cookies", getattr(args, "secure_cookies", False) or None),
         ("keep_originals", getattr(args, "keep_originals", False) or None),
+        ("storage_url", getattr(args, "storage", None)),
+        ("job_workers", getattr(args, "job_workers", None)),
     ):
         if value is not None:
             settings = replace(settings, **{name: value})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -19,14 +20,16 @@ from sqlalchemy import select
 from starlette.exceptions import HTTPException
 from starlette.templating import Jinja2Templates
 
-from vcfnet.serve import crud, ingest, ml, pacs, security
+from vcfnet.serve import crud, ingest, ml, model_admin, pacs, retention, security
+from vcfnet.serve.analysis_jobs import KIND, analysis_handler
 from vcfnet.serve.api.deps import AppState, LoginRequiredError
 from vcfnet.serve.db import make_engine, make_session_factory
+from vcfnet.serve.jobs import JobFailedError, JobRunner
 from vcfnet.serve.middleware import SecurityHeadersMiddleware
 from vcfnet.serve.migrations import upgrade_database
 from vcfnet.serve.models import Analysis, Case
 from vcfnet.serve.settings import Settings
-from vcfnet.serve.storage import LocalStorage
+from vcfnet.serve.storage import Storage, open_storage, sweep_local
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +46,16 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         # the upload limit plus room for the form's other fields and multipart boundaries
         max_body_size=settings.max_upload_bytes + 65536,
+        lifespan=run_jobs,
     )
     app.state.vcfnet = build_state(settings)
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     from vcfnet.serve.api.routes import (
+        api_jobs,
         api_v1,
         pages_admin,
+        pages_admin_model,
         pages_auth,
         pages_cases,
         pages_pacs,
@@ -61,7 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     modules = (pages_auth, pages_reports, pages_cases, pages_reads, pages_studies, pages_admin)
     modules += (pages_pacs, pages_study_import)
-    for module in (*modules, api_v1):
+    for module in (*modules, pages_admin_model, api_v1, api_jobs):
         app.include_router(module.router)
     add_error_handlers(app)
 
@@ -80,11 +86,11 @@ def build_state(settings: Settings) -> AppState:
     engine = make_engine(settings.database_url)
     upgrade_database(engine)
     factory = make_session_factory(engine)
-    storage = LocalStorage(data_dir)
-    sweep_orphan_files(factory, storage)
+    storage = open_storage(settings)
+    sweep_orphan_files(factory, storage, data_dir / "tmp")
     templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
     templates.env.globals["notice"] = NOTICE
-    return AppState(
+    state = AppState(
         settings=settings,
         session_factory=factory,
         storage=storage,
@@ -92,16 +98,52 @@ def build_state(settings: Settings) -> AppState:
         id_key=resolve_id_key(settings.id_key),
         templates=templates,
     )
+    state.jobs = make_job_runner(state)
+    use_active_model(state)
+    return state
 
 
-def sweep_orphan_files(factory, storage: LocalStorage) -> None:
+def use_active_model(state: AppState) -> None:
+    """The admin's active model (if one was installed) instead of ``--model``."""
+    try:
+        with state.session_factory() as db:
+            model_admin.sync_active_model(db, state)
+    except Exception:  # the server still starts; analyses say what is wrong
+        log.exception("the admin's active model could not be loaded; using --model")
+
+
+def make_job_runner(state: AppState) -> JobRunner:
+    """The job workers of this process (started by the app's lifespan, or by the first job)."""
+    settings = state.settings
+    return JobRunner(
+        state.session_factory,
+        {KIND: analysis_handler(state), retention.JOB_KIND: retention.purge_handler(state)},
+        threads=settings.job_workers,
+        stale_after_s=settings.job_stale_after_s,
+        status_of=job_error_status,
+        periodic=(retention.schedule_purge,),
+    )
+
+
+@asynccontextmanager
+async def run_jobs(app: FastAPI):
+    """Job workers run while the server does (uvicorn runs this in every worker process)."""
+    runner = app.state.vcfnet.jobs
+    runner.start()
+    try:
+        yield
+    finally:
+        runner.stop()
+
+
+def sweep_orphan_files(factory, storage: Storage, scratch: Path) -> None:
     with factory() as db:
         known = set(db.scalars(select(Case.image_key)))
         known |= {k for k in db.scalars(select(Case.original_key)) if k}
         known |= {k for k in db.scalars(select(Analysis.heatmap_key)) if k}
     for folder in ("images", "originals", "heatmaps"):
         storage.sweep_orphans(folder, known)
-    storage.sweep_orphans("tmp", set())  # scratch files of uploads (an hour old: not in flight)
+    sweep_local(scratch, set(), scratch)  # scratch files of uploads (an hour old: not in flight)
 
 
 ERROR_STATUS: dict[type[Exception], int] = {
@@ -112,16 +154,23 @@ ERROR_STATUS: dict[type[Exception], int] = {
     security.WeakPasswordError: 422,
     ml.ModelUnavailableError: 503,
     pacs.PacsError: 502,
+    model_admin.ModelUploadError: 422,
 }
 
 
 def error_status(exc: Exception) -> int:
-    if isinstance(exc, ingest.IngestError):
+    if isinstance(exc, ingest.IngestError | JobFailedError):
         return exc.status_code
     for kind, status in ERROR_STATUS.items():
         if isinstance(exc, kind):
             return status
     return 422  # vcfnet's InputError/CheckpointError (a box off the image, a broken model)
+
+
+def job_error_status(exc: Exception) -> int:
+    """The status of a failed job's exception: as for a request, 500 for an unexpected one."""
+    known = (*ERROR_STATUS, ingest.IngestError, JobFailedError, *ml.error_types())
+    return error_status(exc) if isinstance(exc, known) else 500
 
 
 def error_response(request: Request, status: int, message: str) -> Response:
@@ -149,7 +198,7 @@ def add_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(LoginRequiredError, on_login_required)
     app.add_exception_handler(HTTPException, on_http_error)
-    for kind in (*ERROR_STATUS, ingest.IngestError, *ml.error_types()):
+    for kind in (*ERROR_STATUS, ingest.IngestError, JobFailedError, *ml.error_types()):
         app.add_exception_handler(kind, on_library_error)
 
 

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from vcfnet.data.pseudonym import pseudonym
 from vcfnet.errors import InputError
+from vcfnet.serve import retention
 from vcfnet.serve.crud import Actor, audit
 from vcfnet.serve.models import Case
 from vcfnet.serve.settings import Settings
@@ -220,7 +221,7 @@ def read_upload(
     check_file_name(file_name)
     data = read_limited(stream, settings.max_upload_bytes)
     kind = sniff_kind(data)
-    scratch = storage.root / "tmp"
+    scratch = storage.scratch_dir
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=scratch, suffix=SUFFIXES[kind]) as tmp:
         tmp.write(data)
@@ -273,7 +274,8 @@ def store_case(
     hospital = actor.user.hospital
     patient = patient_pseudonym(id_key, hospital, radiograph.patient.patient_id, case_uuid)
     image_key = f"images/{case_uuid}.png"
-    original_key = f"originals/{case_uuid}.{checked.kind}" if settings.keep_originals else None
+    keep = retention.current(db, settings).keep_originals  # the admin's choice, else the flag
+    original_key = f"originals/{case_uuid}.{checked.kind}" if keep else None
     written = []
     try:
         storage.write_bytes(image_key, png_bytes(radiograph.pixels))

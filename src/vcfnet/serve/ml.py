@@ -51,10 +51,18 @@ class AnalysisResult:
 class ModelService:
     """One model per process, loaded on first use."""
 
-    def __init__(self, model_path: Path | str | None):
+    def __init__(self, model_path: Path | str | None, model_id: str | None = None):
         self.model_path = Path(model_path) if model_path else None
+        self.model_id = model_id  # the admin-installed model's id (``serve.model_admin``), if any
         self._predictor = None
         self._load_lock = threading.Lock()
+
+    @classmethod
+    def loaded(cls, model_path: Path | str, model_id: str | None = None) -> ModelService:
+        """A service with its model loaded now (a bad file raises here, before it is used)."""
+        service = cls(model_path, model_id)
+        service.predictor()
+        return service
 
     @property
     def available(self) -> bool:

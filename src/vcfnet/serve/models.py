@@ -430,6 +430,43 @@ class PacsOutbox(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
 
 
+JOB_STATES: tuple[str, ...] = ("queued", "running", "done", "failed")
+
+
+class Job(Base):
+    """A background job (``serve.jobs``): any worker thread of any serve process claims it from
+    this table (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL), runs it and records the
+    outcome. A running job's worker beats ``heartbeat_at``; a job whose heartbeat stopped (its
+    worker died) is requeued after a timeout."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_id", "state", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    error: Mapped[str | None] = mapped_column(String(500), default=None)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    case_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+
+
+class PlatformSetting(Base):
+    """Settings an admin changes at run time (active model, retention), shared by all processes."""
+
+    __tablename__ = "platform_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
 @event.listens_for(Session, "before_flush")
 def _refuse_changes_to_immutable_rows(session: Session, _context, _instances) -> None:
     """Audit entries are never changed or deleted; a signed report is never changed."""

@@ -35,6 +35,13 @@ class Settings:
     pacs_retry_seconds: float = 30.0
     # reader studies: folders under which researchers may import a prepared dataset by its path
     study_import_dirs: tuple[Path, ...] = ()
+    # background jobs (``serve.jobs``): worker threads per serve process, how long a request
+    # waits for its analysis before answering "queued", when a running job counts as dead
+    job_workers: int = 2
+    job_wait_s: float = 120.0
+    job_stale_after_s: float = 600.0
+    # where case files live: None = the data folder; "s3://bucket/prefix" (``serve.storage_s3``)
+    storage_url: str | None = None
 
     @property
     def database_url(self) -> str:

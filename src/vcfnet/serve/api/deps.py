@@ -17,6 +17,7 @@ from starlette.templating import Jinja2Templates
 from vcfnet.serve import security
 from vcfnet.serve.crud import Actor
 from vcfnet.serve.db import session_scope
+from vcfnet.serve.jobs import JobRunner
 from vcfnet.serve.ml import ModelService
 from vcfnet.serve.models import ROLES, LoginSession, User
 from vcfnet.serve.settings import Settings
@@ -35,6 +36,7 @@ class AppState:
     models: ModelService
     id_key: bytes
     templates: Jinja2Templates
+    jobs: JobRunner | None = None  # background job workers of this process (serve.jobs)
 
 
 class LoginRequiredError(Exception):

@@ -6,10 +6,12 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from vcfnet.serve import crud, pacs_send, reads, studies, study_results
-from vcfnet.serve.analysis import analyse_case, analysis_dict
+from vcfnet.serve import crud, reads, studies, study_results
+from vcfnet.serve.analysis import analysis_dict
+from vcfnet.serve.analysis_jobs import job_dict, request_analysis
 from vcfnet.serve.api.deps import Auth, DbSession, api_user, app_state
 from vcfnet.serve.ingest import ingest_upload, patient_pseudonym, read_upload
 from vcfnet.serve.models import Case
@@ -108,11 +110,13 @@ def analyse(
     auth: Annotated[Auth, Depends(clinician)],
     db: DbSession,
 ) -> dict:
-    """Run the model on the case's boxes (a sync route: it runs on a worker thread)."""
+    """Run the model on the case's boxes: 201 with the analysis once its job is done (a sync
+    route: it waits on a worker thread), 202 with the job (poll ``url``) if it takes longer."""
     state = app_state(request)
     case = crud.get_case(db, auth.actor, case_id)
-    analysis = analyse_case(db, state.storage, state.models, auth.actor, case)
-    pacs_send.enqueue_analysis(db, analysis)  # if the admin turned it on
+    analysis, job = request_analysis(db, state.jobs, auth.actor, case, state.settings.job_wait_s)
+    if analysis is None:
+        return JSONResponse(job_dict(job), status_code=202)
     return analysis_dict(analysis)
 
 

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from vcfnet.serve import crud, pacs_send, reads
-from vcfnet.serve.analysis import analyse_case, analysis_dict
+from vcfnet.serve import crud, reads
+from vcfnet.serve.analysis import analysis_dict
+from vcfnet.serve.analysis_jobs import latest_job, request_analysis
 from vcfnet.serve.api.deps import Auth, DbSession, app_state, page_user
 from vcfnet.serve.api.routes import render, see_other
 from vcfnet.serve.ingest import ingest_upload
@@ -93,6 +94,7 @@ def case_page(
         radiologists=crud.radiologists(db),
         pools=crud.reading_pools(db),
         read_requests=case.read_requests,
+        job=latest_job(db, case.id),
     )
 
 
@@ -135,11 +137,11 @@ def analyse(
     auth: Annotated[Auth, Depends(clinician)],
     db: DbSession,
 ):
-    """Blocking inference: a sync route, so FastAPI runs it on a worker thread, not the loop."""
+    """Runs as a job; waits for it on a worker thread (a sync route), not on the event loop.
+    Past ``job_wait_s`` the case page shows the job's state and refreshes until it is done."""
     state = app_state(request)
     case = crud.get_case(db, auth.actor, case_id)
-    analysis = analyse_case(db, state.storage, state.models, auth.actor, case)
-    pacs_send.enqueue_analysis(db, analysis)  # if the admin turned it on
+    request_analysis(db, state.jobs, auth.actor, case, state.settings.job_wait_s)
     return see_other(f"/cases/{case.id}#result")
 
 
