@@ -17,6 +17,7 @@ import numpy as np
 from vcfnet.errors import CheckpointError
 from vcfnet.localiser.data import letterbox_pixels
 from vcfnet.localiser.targets import LEVELS, Body, decode
+from vcfnet.models.paths import resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +51,6 @@ class LocaliserSpec:
         """uint8 (N, H, W) -> float32 (N, 1, H, W)."""
         x = pixels.astype(np.float32)[:, None] / np.float32(255.0)
         return (x - np.float32(self.mean)) / np.float32(self.std)
-
-
-def resolve_model_path(path: Path | str) -> Path:
-    """RUN_DIR -> RUN_DIR/checkpoints/best.pt; a file as given."""
-    path = Path(path)
-    if path.is_dir():
-        for name in ("checkpoints/best.pt", "checkpoints/last.pt"):
-            if (path / name).is_file():
-                return path / name
-        raise CheckpointError(
-            f"{path}: no checkpoints/best.pt; train one with vcfnet train-localiser"
-        )
-    if not path.is_file():
-        raise CheckpointError(f"localiser model {path} not found")
-    return path
 
 
 class Localiser:

@@ -48,6 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     from vcfnet.serve.api.routes import (
+        api_suggest,
         api_v1,
         pages_admin,
         pages_auth,
@@ -58,7 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     modules = (pages_auth, pages_reports, pages_cases, pages_reads, pages_studies, pages_admin)
-    for module in (*modules, api_v1):
+    for module in (*modules, api_v1, api_suggest):
         app.include_router(module.router)
     add_error_handlers(app)
 
