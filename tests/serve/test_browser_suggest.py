@@ -57,8 +57,8 @@ def live_server(tmp_path_factory, tiny_run_dir) -> Iterator[SimpleNamespace]:
         thread.join(WAIT_S)
 
 
-def _rows(driver) -> list[list[str]]:
-    rows = driver.find_elements("css selector", "table.boxes tbody tr")
+def _rows(page) -> list[list[str]]:
+    rows = page.find_elements("css selector", "table.boxes tbody tr")
     out = []
     for row in rows:
         cells = row.find_elements("css selector", "td")
@@ -68,37 +68,37 @@ def _rows(driver) -> list[list[str]]:
     return out
 
 
-def test_suggest_boxes_accept_move_delete(browser, live_server, tmp_path):
+def test_suggest_boxes_accept_move_delete(browser, live_server, tmp_path):  # noqa: F811
     from selenium.webdriver.common.keys import Keys
 
-    driver = browser
-    login(driver, "clin")
-    submit(driver, "a[href='/cases/new']")
+    page = browser
+    login(page, "clin")
+    submit(page, "a[href='/cases/new']")
     png = tmp_path / "film.png"
     png.write_bytes(serve.png_bytes())
-    css(driver, "input[type=file]").send_keys(str(png))
-    submit(driver, "main form button[type=submit]")
-    viewer_ready(driver)
-    css(driver, "[data-action=suggest]").click()
-    wait_for(driver, lambda: "Suggested 3 box" in status_text(driver), "the suggestion")
-    assert "L1 (grade 3)" in status_text(driver)
-    assert [r[0] for r in _rows(driver)] == ["T12", "L1", "L2"]
+    css(page, "input[type=file]").send_keys(str(png))
+    submit(page, "main form button[type=submit]")
+    viewer_ready(page)
+    css(page, "[data-action=suggest]").click()
+    wait_for(page, lambda: "Suggested 3 box" in status_text(page), "the suggestion")
+    assert "L1 (grade 3)" in status_text(page)
+    assert [r[0] for r in _rows(page)] == ["T12", "L1", "L2"]
     # delete L2 (select it with n, n), move L1 down with the keyboard
-    stage = css(driver, "canvas.stage")
+    stage = css(page, "canvas.stage")
     stage.send_keys("n")
     stage.send_keys("n")
-    css(driver, "[data-action=delete]").click()
+    css(page, "[data-action=delete]").click()
     stage.send_keys("n")  # back to T12 -> L1
     stage.send_keys("n")
     stage.send_keys(Keys.ARROW_DOWN)
-    assert [r[0] for r in _rows(driver)] == ["T12", "L1"]
-    css(driver, "[data-action=save]").click()
-    wait_for(driver, lambda: "Saved 2 box" in status_text(driver), "the save")
+    assert [r[0] for r in _rows(page)] == ["T12", "L1"]
+    css(page, "[data-action=save]").click()
+    wait_for(page, lambda: "Saved 2 box" in status_text(page), "the save")
     factory = live_server.app.state.vcfnet.session_factory
 
     def reviewed():
         with factory() as db:
             return db.query(AuditLog).filter(AuditLog.action == "boxes.suggest.review").first()
 
-    entry = wait_for(driver, reviewed, "the review in the audit log")
+    entry = wait_for(page, reviewed, "the review in the audit log")
     assert entry.detail == "unchanged T12; changed L1; deleted L2; added -"
