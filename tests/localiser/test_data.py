@@ -44,7 +44,7 @@ def test_points_csv_with_images_folder(tmp_path: Path):
     [
         (lambda r: r.pop("upper_middle_x"), "missing columns upper_middle_x"),
         (lambda r: r.update(level="C3"), "not one of T11"),
-        (lambda r: r.update(image="b.png"), "b.png not found"),
+        (lambda r: r.update(image="b.png"), r"b\.png not found"),
     ],
 )
 def test_bad_points_csv(tmp_path: Path, change, message):
@@ -57,7 +57,7 @@ def test_bad_points_csv(tmp_path: Path, change, message):
 
 
 def test_synth_folder_without_tables(tmp_path: Path):
-    with pytest.raises(InputError, match="no vertebrae.csv"):
+    with pytest.raises(InputError, match=r"no vertebrae\.csv"):
         read_films([tmp_path])
     shutil.rmtree(tmp_path)
     with pytest.raises(InputError, match="no such file"):
