@@ -23,9 +23,10 @@ from vcfnet.localiser.train import LocaliserConfig, train_localiser
 from vcfnet.report.html import Report
 from vcfnet.study.config import DemoConfig
 
-#: (quick, default) sizes of the demo's localiser: about 25 s and 3 min of training on 2 cores
-QUICK = {"width": 8, "epochs": 8, "steps_per_epoch": 8, "batch_size": 4}
-DEFAULT = {"width": 12, "epochs": 20, "steps_per_epoch": 20, "batch_size": 6}
+#: (quick, default) sizes of the demo's localiser, for about 25 s and 3 min on an idle 2-core CPU
+#: (training + evaluation on the external sites); docs/localisation.md has the measured costs
+QUICK = {"width": 8, "epochs": 8, "steps_per_epoch": 8, "batch_size": 4, "input_size": "128x160"}
+DEFAULT = {"width": 8, "epochs": 16, "steps_per_epoch": 10, "batch_size": 4}
 
 
 def localiser_config(cfg: DemoConfig, cohort: Path, out: Path, site: str) -> LocaliserConfig:
