@@ -28,7 +28,7 @@ from vcfnet.evaluation.evaluate import evaluate_model
 from vcfnet.io.atomic import atomic_write_text
 from vcfnet.reader_study.report import run_reader_study
 from vcfnet.study.config import DEMO_ID_KEY, DemoConfig, DemoPaths
-from vcfnet.study.localiser import QUICK, run_localiser_step
+from vcfnet.study.localiser import DEFAULT, QUICK, run_localiser_step
 from vcfnet.study.report import build_demo_report
 from vcfnet.synth.cohort import SynthConfig, generate_cohort
 from vcfnet.synth.readers import write_simulated_reads
@@ -194,7 +194,7 @@ def plan_steps(cfg: DemoConfig, paths: DemoPaths) -> list[Step]:
         "weights": str(cfg.weights),
     }
     readers = {**train, "reader_fraction": cfg.reader_fraction}
-    localiser = {**synth, "localiser": QUICK if cfg.quick else "default", "quick": cfg.quick}
+    localiser = {**synth, "localiser": QUICK if cfg.quick else DEFAULT}
     return [
         Step(
             "synth",
