@@ -69,6 +69,9 @@ class LocaliserConfig:
     steps_per_epoch: int = field(default=40, metadata={"help": "batches per epoch"})
     batch_size: int = field(default=8, metadata={"help": "films per batch"})
     lr: float = field(default=2e-3, metadata={"help": "AdamW learning rate (cosine decay)"})
+    max_films: int = field(
+        default=0, metadata={"help": "train on at most this many films (0 = all; seeded pick)"}
+    )
     val_fraction: float = field(
         default=0.1, metadata={"help": "share of films held out for best.pt"}
     )
@@ -116,6 +119,8 @@ def _split(cfg: LocaliserConfig, spec: LocaliserSpec) -> tuple[FilmArrays, list]
     n_val = round(cfg.val_fraction * len(films)) if len(films) > 4 else 0
     val = [films[i] for i in order[:n_val]]
     train = [films[i] for i in order[n_val:]]
+    if cfg.max_films > 0:
+        train = train[: cfg.max_films]
     log.info("train-localiser: %d training films, %d validation films", len(train), len(val))
     return load_film_arrays(train, spec.input_h, spec.input_w), val
 
