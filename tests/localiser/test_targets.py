@@ -21,14 +21,11 @@ def _bodies() -> list[Body]:
     out = []
     for i, lv in enumerate(range(1, 5)):  # T12..L3
         y0 = 20 + 30 * i
-        pts = [
-            *np.array(
-                [[40, y0], [52, y0 + 1], [64, y0 + 2], [41, y0 + 20], [53, y0 + 21], [65, y0 + 22]],
-                float,
-            ),
-            0.3,
-            0.7,
-        ]
+        pts = np.array(
+            [[40, y0], [52, y0 + 1], [64, y0 + 2], [41, y0 + 20], [53, y0 + 21], [65, y0 + 22]],
+            float,
+        )
+        pts += np.array([0.3, 0.7])  # off the grid
         box = np.array([38, y0 - 1, 67, y0 + 23], float)
         out.append(Body(lv, box, pts))
     return out
