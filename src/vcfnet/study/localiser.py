@@ -27,7 +27,7 @@ from vcfnet.study.config import DemoConfig
 #: (training + evaluation on the external sites); docs/localisation.md has the measured costs
 QUICK = {"width": 8, "epochs": 8, "steps_per_epoch": 8, "batch_size": 4, "input_size": "128x160",
          "max_films": 48}  # fmt: skip
-DEFAULT = {"width": 8, "epochs": 16, "steps_per_epoch": 10, "batch_size": 4}
+DEFAULT = {"width": 8, "epochs": 14, "steps_per_epoch": 10, "batch_size": 4, "max_films": 160}
 
 
 def localiser_config(cfg: DemoConfig, cohort: Path, out: Path, site: str) -> LocaliserConfig:
