@@ -252,6 +252,14 @@ TABLE = [
     ("PUT", "/api/v1/cases/{case}/boxes", {"json": BOXES}, only({"clinician": 200}, page=False)),
     ("POST", "/api/v1/cases/{case}/analyses", {}, only({"clinician": 201}, page=False)),
     ("GET", "/api/v1/jobs/{job}", {}, only({"clinician": 200}, page=False)),
+    # no localiser configured here: 503 (tests/serve/test_suggest.py runs one)
+    ("POST", "/api/v1/cases/{case}/suggested-boxes", {}, only({"clinician": 503}, page=False)),
+    (
+        "POST",
+        "/api/v1/cases/{case}/suggested-boxes/review",
+        {},
+        only({"clinician": 200}, page=False),
+    ),
     ("GET", "/api/v1/worklist", {}, only({"radiologist": 200}, page=False)),
     (
         "POST",
@@ -332,6 +340,8 @@ OTHERS = [
     ("clin2", "GET", "/cases/{case}/image"),
     ("clin2", "GET", "/api/v1/cases/{case}"),
     ("clin2", "PUT", "/api/v1/cases/{case}/boxes"),
+    ("clin2", "POST", "/api/v1/cases/{case}/suggested-boxes"),
+    ("clin2", "POST", "/api/v1/cases/{case}/suggested-boxes/review"),
     ("clin2", "POST", "/cases/{case}/analyse"),
     ("clin2", "POST", "/cases/{case}/reads"),
     ("clin2", "GET", "/api/v1/jobs/{job}"),
@@ -363,6 +373,8 @@ def test_other_users_ids_are_not_found(world, username, method, path):
     kwargs = {}
     if method == "PUT":
         kwargs = {"json": BOXES, "headers": {"X-CSRF-Token": client.csrf}}
+    elif method == "POST" and path.startswith("/api/"):
+        kwargs = {"headers": {"X-CSRF-Token": client.csrf}}
     elif method == "POST":
         kwargs = {"data": {"csrf_token": client.csrf, "radiologist": "rad", "text": "x"}}
     response = client.request(method, path.format(**ids(world)), **kwargs)

@@ -32,6 +32,7 @@ def test_report_has_every_section_and_figure(demo_dir):
         "Model card",
         "SYNTHETIC",
         "Limitations",
+        "Vertebra localiser",
     ):
         assert section in html, section
     assert len(re.findall(r'src="data:image/png;base64,', html)) >= 10  # self-contained figures
@@ -45,6 +46,9 @@ def test_report_has_every_section_and_figure(demo_dir):
         "evaluation/predictions.csv",
         "readers/mrmc.json",
         "readers/reads.json",
+        "localiser/run/checkpoints/best.pt",
+        "localiser/metrics.json",
+        "localiser/overlay.png",
     ):
         assert (out / sub).is_file(), sub
 

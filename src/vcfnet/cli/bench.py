@@ -21,6 +21,7 @@ BENCHES: dict[str, str] = {
     "metrics": "vcfnet.bench.metrics",
     "serve": "vcfnet.bench.serve",
     "realism": "vcfnet.bench.realism",
+    "localize": "vcfnet.bench.localize",
 }
 
 

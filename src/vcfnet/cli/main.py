@@ -87,6 +87,30 @@ COMMANDS: dict[str, Command] = {
         "run_morphometry",
         "vertebral heights, ratios, Genant grade and shape from six-point JSON files",
     ),
+    "train-localiser": Command(
+        "vcfnet.cli.localise",
+        "add_train_localiser_arguments",
+        "run_train_localiser",
+        "train the vertebra localiser (boxes, levels, six points) on annotated films",
+    ),
+    "localize": Command(
+        "vcfnet.cli.localise",
+        "add_localize_arguments",
+        "run_localize",
+        "find each vertebral body: box, level, six points, Genant grade, XML, overlay",
+    ),
+    "evaluate-localiser": Command(
+        "vcfnet.cli.localise",
+        "add_evaluate_localiser_arguments",
+        "run_evaluate_localiser",
+        "localiser recall, level accuracy, point error and Genant kappa per site",
+    ),
+    "export-localiser": Command(
+        "vcfnet.cli.localise",
+        "add_export_localiser_arguments",
+        "run_export_localiser",
+        "export a trained localiser to ONNX",
+    ),
     "synth-readers": Command(
         "vcfnet.cli.readers",
         "add_synth_readers_arguments",

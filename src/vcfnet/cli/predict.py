@@ -28,7 +28,7 @@ from vcfnet.inference.export import (
     onnx_parity,
     quantize_onnx,
 )
-from vcfnet.inference.inputs import BoxedImage, find_crop_files, plan_images
+from vcfnet.inference.inputs import BoxedImage, find_crop_files, name_of, plan_images
 from vcfnet.inference.loading import load_model
 from vcfnet.inference.predictor import Predictor
 from vcfnet.inference.results import ImagePrediction
@@ -147,6 +147,14 @@ class PredictConfig:
         default="local",
         metadata={"help": "site name for the CSV's site column (vcfnet metrics groups by it)"},
     )
+    localize: Path | None = field(
+        default=None,
+        metadata={
+            "help": "find the boxes with this localiser (RUN_DIR/.pt/.onnx): every vertebra it "
+            "grades fractured (Genant >= 1) is classified; no --box or --xml needed",
+            "metavar": "LOC",
+        },
+    )
     keep_names: bool = field(
         default=False,
         metadata={
@@ -228,6 +236,29 @@ def format_results(
     return neutralise_formulas(rows).to_csv(index=False, lineterminator="\n")
 
 
+def _predict_localised(
+    predictor: Predictor, inputs: Sequence[Path], cfg: PredictConfig, names: OutputNames
+) -> list[ImagePrediction]:
+    """``--localize``: the localiser's fractured vertebrae (Genant grade >= 1) of each image,
+    classified; an image with none gets an empty result (and a log line)."""
+    from vcfnet.localiser.plans import plan_localised  # torch-free unless the model is .pt
+
+    plans = plan_localised(cfg.localize, inputs)
+    empty = [p for p in plans if not p.boxes]
+    for plan in empty:
+        log.info("%s: no vertebra graded fractured by the localiser", names.image(plan.path))
+    done = iter_image_predictions(predictor, [p for p in plans if p.boxes], cfg.heatmap, names)
+    by_path = {p.path: r for p, r in zip([p for p in plans if p.boxes], done, strict=True)}
+    out = []
+    for plan in plans:
+        if plan.boxes:
+            out.append(by_path[plan.path])
+        else:
+            source, patient = name_of(plan.path, plan.patient_id, names)
+            out.append(ImagePrediction(source, (), predictor.info, patient))
+    return out
+
+
 def run_predict(args: argparse.Namespace) -> int:
     cfg = resolve_config(PredictConfig, args)
     if cfg.model is None:
@@ -249,6 +280,10 @@ def run_predict(args: argparse.Namespace) -> int:
             results = explain_crop_files(predictor, files, cfg.heatmap, names)
         else:
             results = predictor.predict_crop_files(files, names)
+    elif cfg.localize is not None:
+        if args.box or args.xml:
+            raise ConfigError("--localize finds the boxes itself; drop --box and --xml")
+        results = _predict_localised(predictor, args.inputs, cfg, names)
     else:
         plans = plan_images(args.inputs, args.box, args.xml, predictor.class_names)
         results = list(iter_image_predictions(predictor, plans, cfg.heatmap, names))

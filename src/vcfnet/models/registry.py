@@ -8,6 +8,7 @@ from torch import nn
 
 from vcfnet.errors import CheckpointError
 from vcfnet.models.classifier import ARCH, build_model
+from vcfnet.models.localiser import LOCALISE_TASK, WIDTHS, arch_name, build_localiser
 
 #: the task a fracture-classifier checkpoint solves
 CLASSIFY_TASK = "classify-vcf"
@@ -15,6 +16,10 @@ CLASSIFY_TASK = "classify-vcf"
 #: (task, arch) -> builder(num_outputs) of a network with freshly initialised weights
 BUILDERS: dict[tuple[str, str], Callable[[int], nn.Module]] = {
     (CLASSIFY_TASK, ARCH): lambda n: build_model(num_classes=n, weights="none"),
+    **{
+        (LOCALISE_TASK, arch_name(w)): (lambda n, w=w: build_localiser(n, w))  # n = levels
+        for w in WIDTHS
+    },
 }
 
 

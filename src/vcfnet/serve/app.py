@@ -53,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     from vcfnet.serve.api.routes import (
         api_jobs,
+        api_suggest,
         api_v1,
         pages_admin,
         pages_admin_model,
@@ -65,9 +66,9 @@ def create_app(settings: Settings) -> FastAPI:
         pages_study_import,
     )
 
-    modules = (pages_auth, pages_reports, pages_cases, pages_reads, pages_studies, pages_admin)
-    modules += (pages_pacs, pages_study_import)
-    for module in (*modules, pages_admin_model, api_v1, api_jobs):
+    pages = (pages_auth, pages_reports, pages_cases, pages_reads, pages_studies, pages_study_import)
+    pages += (pages_pacs, pages_admin, pages_admin_model)
+    for module in (*pages, api_v1, api_jobs, api_suggest):
         app.include_router(module.router)
     add_error_handlers(app)
 

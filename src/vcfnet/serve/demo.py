@@ -48,6 +48,9 @@ def prepare_demo(settings, demo_out: Path, *, data_given: bool):
             "first, or pass its output folder to --demo"
         )
     settings = replace(settings, model_path=run_dir, id_key=DEMO_ID_KEY)
+    localiser = demo_out / "localiser" / "run"
+    if settings.localiser_path is None and (localiser / "checkpoints" / "best.pt").is_file():
+        settings = replace(settings, localiser_path=localiser)
     if not data_given:
         settings = replace(settings, data_dir=demo_out / "serve-data")
     from vcfnet.serve.app import build_state

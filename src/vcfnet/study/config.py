@@ -112,6 +112,10 @@ class DemoPaths:
         return self.readers / "reads.csv"
 
     @property
+    def localiser(self) -> Path:
+        return self.root / "localiser"
+
+    @property
     def report(self) -> Path:
         return self.root / "report.html"
 

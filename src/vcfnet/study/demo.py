@@ -28,6 +28,7 @@ from vcfnet.evaluation.evaluate import evaluate_model
 from vcfnet.io.atomic import atomic_write_text
 from vcfnet.reader_study.report import run_reader_study
 from vcfnet.study.config import DEMO_ID_KEY, DemoConfig, DemoPaths
+from vcfnet.study.localiser import DEFAULT, QUICK, run_localiser_step
 from vcfnet.study.report import build_demo_report
 from vcfnet.synth.cohort import SynthConfig, generate_cohort
 from vcfnet.synth.readers import write_simulated_reads
@@ -174,6 +175,10 @@ def step_readers(cfg: DemoConfig, paths: DemoPaths) -> None:
     run_reader_study(truth, reads, paths.readers, simulated=True)
 
 
+def step_localiser(cfg: DemoConfig, paths: DemoPaths) -> None:
+    run_localiser_step(cfg, paths.cohort, paths.localiser, _development_site(paths))
+
+
 def step_report(cfg: DemoConfig, paths: DemoPaths) -> None:
     build_demo_report(paths, cfg, _site_roles(paths.cohort)).write(paths.root, stem="report")
 
@@ -189,6 +194,7 @@ def plan_steps(cfg: DemoConfig, paths: DemoPaths) -> list[Step]:
         "weights": str(cfg.weights),
     }
     readers = {**train, "reader_fraction": cfg.reader_fraction}
+    localiser = {**synth, "localiser": QUICK if cfg.quick else DEFAULT}
     return [
         Step(
             "synth",
@@ -227,7 +233,16 @@ def plan_steps(cfg: DemoConfig, paths: DemoPaths) -> list[Step]:
             lambda: step_readers(cfg, paths),
         ),
         Step(
-            "report", "write the report", {**readers, "report": 1}, lambda: step_report(cfg, paths)
+            "localiser",
+            "train the vertebra localiser, evaluate it on every site",
+            localiser,
+            lambda: step_localiser(cfg, paths),
+        ),
+        Step(
+            "report",
+            "write the report",
+            {**readers, **localiser, "report": 2},
+            lambda: step_report(cfg, paths),
         ),
     ]
 

@@ -21,6 +21,7 @@ from vcfnet.report.html import Report
 from vcfnet.stats.roc import SMALL_SAMPLE_MIN_CASES
 from vcfnet.study import paper
 from vcfnet.study.config import PAPER_DATASETS, SYNTHETIC_NOTICE, DemoConfig, DemoPaths
+from vcfnet.study.localiser import localiser_section
 
 _PCT_COLUMNS = ("accuracy", "sensitivity", "specificity", "precision", "f1", "ppv", "npv")
 _ROLE_ORDER = {"development": 0, "external": 1, "prospective": 2}
@@ -274,6 +275,8 @@ def build_demo_report(paths: DemoPaths, cfg: DemoConfig, roles: Mapping[str, str
     _training_section(report, paths)
     _table2_section(report, paths, sites, roles)
     _table3_section(report, paths, cfg)
+    dev = [s for s, r in roles.items() if r == "development"]
+    localiser_section(report, paths.localiser, dev[0] if dev else "development")
     report.heading("Limitations and intended use")
     report.bullets(
         [

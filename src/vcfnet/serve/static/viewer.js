@@ -76,7 +76,8 @@
       ctx.strokeStyle = i === selected ? "#ffd400" : "#00e0ff";
       ctx.strokeRect(b.x1, b.y1, b.x2 - b.x1, b.y2 - b.y1);
       // the label inside the box's top-left corner, on a dark patch (the heatmap writes above it)
-      const label = `${i + 1} ${b.level}`;
+      const grade = b.grade === undefined || b.grade === null ? "" : ` G${b.grade}`; // suggested
+      const label = `${i + 1} ${b.level}${grade}`;
       const pad = 3 / view.scale;
       ctx.fillStyle = "rgba(0, 0, 0, 0.6)";
       ctx.fillRect(b.x1, b.y1, ctx.measureText(label).width + 2 * pad, 18 / view.scale);
@@ -276,10 +277,22 @@
       body: JSON.stringify({ boxes: boxes.map(({ level, x1, y1, x2, y2 }) => ({ level, x1, y1, x2, y2 })) }),
       credentials: "same-origin",
     });
-    if (response.ok) { dirty = false; say(`Saved ${boxes.length} box(es).`); return; }
+    if (response.ok) {
+      dirty = false; say(`Saved ${boxes.length} box(es).`);
+      root.dispatchEvent(new CustomEvent("vcfnet:saved"));
+      return;
+    }
     const detail = await response.json().catch(() => ({}));
     say(`Not saved: ${typeof detail.detail === "string" ? detail.detail : response.statusText}`);
   }
+
+  // another script (static/suggest.js) replaces the boxes: {detail: {boxes, message}}
+  root.addEventListener("vcfnet:set-boxes", (event) => {
+    boxes.splice(0, boxes.length, ...event.detail.boxes.map((b) => ({ ...b })));
+    selected = boxes.length ? 0 : -1;
+    changed();
+    if (event.detail.message) say(event.detail.message);
+  });
 
   root.addEventListener("click", (event) => {
     const action = event.target.closest("[data-action]")?.dataset.action;

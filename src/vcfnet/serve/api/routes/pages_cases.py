@@ -91,6 +91,7 @@ def case_page(
         viewer=case_context(db, case, show_ai=True),
         editable=True,
         model_available=app_state(request).models.available,
+        suggest_available=app_state(request).settings.localiser_path is not None,
         radiologists=crud.radiologists(db),
         pools=crud.reading_pools(db),
         read_requests=case.read_requests,
