@@ -303,6 +303,7 @@ def test_load_time_in_a_fresh_process(run_dir):
     assert float(done.stdout.split()[-1]) < 10  # generous: the CPU is shared; the bench reports it
 
 
+@pytest.mark.slow  # the run is covered by tests/bench/test_peaks.py::test_bench_predict_fractions_and_targets_on_this_machine
 def test_bench_predict_runs_at_tiny_size():
     import argparse
 

@@ -106,6 +106,7 @@ def test_training_never_reads_the_test_crops(cli_run, dataset):
     assert counts == {"train": [5, 5, 5], "val": [5, 5, 5]}
 
 
+@pytest.mark.slow  # covered by test_resume_after_stop_matches_uninterrupted_run (same metrics and hash as cli_run)
 def test_same_seed_gives_identical_metrics(cli_run, dataset, tmp_path):
     result = train(tiny_config(dataset, tmp_path / "b"))
     pd.testing.assert_frame_equal(
@@ -218,6 +219,7 @@ def test_ddp_two_cpu_processes_match_single_process(cli_run, dataset, tmp_path):
         assert abs(double.metrics[col].iloc[0] - single.metrics[col].iloc[0]) < 0.05, col
 
 
+@pytest.mark.slow  # the run is covered by tests/bench/test_peaks.py::test_bench_train_fractions_and_target_on_this_machine
 def test_bench_train_runs_at_tiny_size():
     args = argparse.Namespace(
         n_images=12, steps=2, image_size=32, batch_size=4, workers=0, parity_epochs=1, json=True
