@@ -27,6 +27,11 @@ def test_top_rungs_are_the_full_settings():
     for ladder in (QUICK_LADDER, DEFAULT_LADDER):
         costs = [r.epochs * r.image_size**2 for r in ladder]
         assert costs == sorted(costs, reverse=True)  # each rung cheaper than the one above
+    import dataclasses
+
+    help_text = next(f for f in dataclasses.fields(DemoConfig) if f.name == "rung").metadata["help"]
+    for ladder in (DEFAULT_LADDER, QUICK_LADDER):
+        assert " ".join(f"{r.image_size}/{r.epochs}" for r in ladder) in help_text
 
 
 def test_resolved_sizes_follow_the_pin_the_options_or_the_budget():

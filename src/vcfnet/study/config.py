@@ -86,8 +86,9 @@ class DemoConfig:
     rung: int | None = field(
         default=None,
         metadata={
-            "help": "pin the training rung of the ladder (0 = top = the full settings) instead of "
-            "choosing it from --budget-s; the saved demo-config.yaml records the rung used"
+            "help": "pin the training rung (0 = top = the full settings) instead of choosing it "
+            "from --budget-s; rungs px/epochs: 224/20 192/16 160/14 128/12 112/10 96/8 80/6, "
+            "--quick 128/12 112/10 96/8 80/6 64/5; demo-config.yaml records the rung used"
         },
     )
     size: str | None = field(
