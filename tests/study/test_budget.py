@@ -79,6 +79,9 @@ def test_choice_is_measured_once_recorded_and_reused(tmp_path, monkeypatch):
     path = tmp_path / "budget.json"
     choice = choose_rung(cfg, WORK, elapsed_s=40.0, params={"seed": 0}, path=path)
     assert calls == [128, 64]
+    assert 40 <= choice.elapsed_s < 45 and choice.seconds_left == pytest.approx(
+        180 * 0.9 - choice.elapsed_s, abs=0.2
+    )
     assert choice.rung == pick_rung(QUICK_LADDER, WORK, Speed(128, 6.0, 64, 24.0), 180 * 0.9 - 40)
     saved = json.loads(path.read_text())
     assert saved["rung"] == choice.rung and saved["speed"]["ips_hi"] == 6.0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,7 @@ class BudgetChoice:
     image_size: int
     epochs: int
     budget_s: float
-    elapsed_s: float  # of the demo before the choice (synth, prepare)
+    elapsed_s: float  # of the demo before training: synth, prepare and this measurement
     seconds_left: float  # for training and evaluation, after the reserve
     estimate_s: float  # of the chosen rung
     speed: dict[str, float]  # the measurement: size_hi, ips_hi, size_lo, ips_lo
@@ -133,7 +134,9 @@ def choose_rung(
         return cached
     ladder = cfg.ladder
     hi, lo = ladder[0].image_size, min(r.image_size for r in ladder)
+    t0 = time.perf_counter()
     speed = Speed(hi, measure_train_throughput(hi), lo, measure_train_throughput(lo))
+    elapsed_s += time.perf_counter() - t0  # the measurement spends the budget too
     left = cfg.budget_s * (1 - RESERVE_SHARE) - elapsed_s
     index = pick_rung(ladder, work, speed, left)
     choice = BudgetChoice(
