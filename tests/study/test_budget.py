@@ -52,6 +52,8 @@ def test_resolved_sizes_follow_the_pin_the_options_or_the_budget():
 def test_estimate_scales_with_epochs_and_pixels():
     speed = Speed(128, 12.0, 64, 48.0)  # cost proportional to pixels
     assert speed.exponent == pytest.approx(2.0) and speed.at(64) == pytest.approx(48.0)
+    assert Speed(128, 12.0, 64, 6.0).exponent == 1.0  # noise: 64 px measured slower than 128 px
+    assert Speed(128, 12.0, 64, 200.0).exponent == 2.0  # noise: faster than the pixels allow
     top = estimate_seconds(Rung(128, 12), WORK, speed)
     assert top == pytest.approx((12 * (141 + 19 / 3) + 101 / 3) / 12.0)
     assert estimate_seconds(Rung(64, 12), WORK, speed) == pytest.approx(top / 4)

@@ -52,11 +52,13 @@ class Speed:
 
     @property
     def exponent(self) -> float:
-        """k in ips(s) ~ s**-k, clamped to [0.5, 2.5] (2 = cost proportional to pixels)."""
+        """k in ips(s) ~ s**-k, clamped to [1, 2]: a smaller input never costs more per pixel
+        (2 = cost proportional to pixels), and a busy CPU's noisy short measurement at the low
+        size (seen below 1, even below 0) must not promise speed-ups a smaller input cannot give."""
         if self.size_hi == self.size_lo or min(self.ips_hi, self.ips_lo) <= 0:
             return 2.0
         k = math.log(self.ips_lo / self.ips_hi) / math.log(self.size_hi / self.size_lo)
-        return min(max(k, 0.5), 2.5)
+        return min(max(k, 1.0), 2.0)
 
     def at(self, size: int) -> float:
         return self.ips_hi * (self.size_hi / size) ** self.exponent
