@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# the default suite on all cores (pytest-xdist, a dev dependency); one file per worker keeps
+# module fixtures (a tiny demo, a trained run, an int8 export) built once
+PYTEST_XDIST ?= -n auto --dist loadfile
 DEMO_ARGS ?=
 SERVE_ARGS ?=
 
@@ -26,7 +29,7 @@ serve: $(STAMP)
 	$(BIN)/vcfnet serve $(SERVE_ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)

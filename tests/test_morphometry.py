@@ -48,8 +48,15 @@ def by_level(ms):
 def test_genant_thresholds():
     """Genant 1993: < 20 % normal, 20-25 % mild, 25-40 % moderate, > 40 % severe."""
     assert [genant_grade(x) for x in (0.0, 0.199, 0.2, 0.249, 0.25, 0.399, 0.4, 0.9)] == [
-        0, 0, 1, 1, 2, 2, 3, 3,
-    ]  # fmt: skip
+        0,
+        0,
+        1,
+        1,
+        2,
+        2,
+        3,
+        3,
+    ]
 
 
 def test_heights_in_pixels_and_millimetres():

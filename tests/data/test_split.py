@@ -80,9 +80,13 @@ def _multi_image_manifest(n_patients: int = 90, seed: int = 2) -> pd.DataFrame:
             for _ in range(int(rng.integers(1, 5))):
                 label = rng.choice(["acute", "chronic", "pathologic"], p=[0.5, 0.35, 0.15])
                 rows.append(
-                    {"patient_id": f"{site}{p:03d}", "site": site, "label": label,
-                     "source_image": f"{site}{p:03d}-{image}"}
-                )  # fmt: skip
+                    {
+                        "patient_id": f"{site}{p:03d}",
+                        "site": site,
+                        "label": label,
+                        "source_image": f"{site}{p:03d}-{image}",
+                    }
+                )
     return pd.DataFrame(rows)
 
 

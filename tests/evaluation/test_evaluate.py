@@ -54,8 +54,12 @@ def tiny_model(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run")
     torch.manual_seed(0)
     model = build_model(len(CLASS_NAMES), weights="none")
-    save_checkpoint(run / "checkpoints" / "best.pt", model,
-                    preprocessing=Preprocessing(input=InputSpec(image_size=32)), config={"epochs": 0})  # fmt: skip
+    save_checkpoint(
+        run / "checkpoints" / "best.pt",
+        model,
+        preprocessing=Preprocessing(input=InputSpec(image_size=32)),
+        config={"epochs": 0},
+    )
     return run
 
 
@@ -94,8 +98,21 @@ def test_metrics_report_files_and_numbers(tmp_path):
 
 def test_metrics_cli_round_trip(tmp_path, capsys):
     fake_predictions().to_csv(tmp_path / "p.csv", index=False)
-    assert main(["metrics", str(tmp_path / "p.csv"), "--out", str(tmp_path / "r"),
-                 "--ci", "bootstrap", "--n-boot", "200"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "metrics",
+                str(tmp_path / "p.csv"),
+                "--out",
+                str(tmp_path / "r"),
+                "--ci",
+                "bootstrap",
+                "--n-boot",
+                "200",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "r" / "report.md").is_file()
     assert "report.html" in capsys.readouterr().out
     # every number below recomputed from the predictions with sklearn / numpy
@@ -145,8 +162,18 @@ def test_compare_matched_by_case_id(tmp_path):
     assert row["top1_accuracy_a"] > row["top1_accuracy_b"]
     a.to_csv(tmp_path / "a.csv", index=False)
     b.to_csv(tmp_path / "b.csv", index=False)
-    assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out",
-                 str(tmp_path / "cmp")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "compare",
+                str(tmp_path / "a.csv"),
+                str(tmp_path / "b.csv"),
+                "--out",
+                str(tmp_path / "cmp"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "cmp" / "report.html").is_file()
     # the CLI's tables against sklearn AUCs and McNemar counts recounted with numpy
     auc_csv = pd.read_csv(tmp_path / "cmp" / "compare_auc.csv").set_index(["site", "class"])
@@ -184,11 +211,13 @@ def test_compare_rejects_different_cases():
 
 def test_evaluate_model_end_to_end(tmp_path, tiny_model):
     internal = make_tiny_dataset(tmp_path / "internal", n_per_class=3, size=32, sites=("dev",))
-    external = make_tiny_dataset(tmp_path / "ext", n_per_class=2, size=32, sites=("GZFPH",),
-                                 splits=("test",), seed=1)  # fmt: skip
+    external = make_tiny_dataset(
+        tmp_path / "ext", n_per_class=2, size=32, sites=("GZFPH",), splits=("test",), seed=1
+    )
     out = tmp_path / "report"
-    metrics = evaluate_model(tiny_model, [internal, external], out, n_boot=200,
-                             precision="fp32", workers=1)  # fmt: skip
+    metrics = evaluate_model(
+        tiny_model, [internal, external], out, n_boot=200, precision="fp32", workers=1
+    )
     preds = pd.read_csv(out / "predictions.csv")
     assert list(preds.columns) == list(PREDICTION_COLUMNS)
     assert len(preds) == 9 + 6 and set(preds["site"]) == {"dev", "GZFPH"}
@@ -203,8 +232,9 @@ def test_evaluate_model_end_to_end(tmp_path, tiny_model):
     info = json.loads((out / "metrics.json").read_text())
     assert len(info["provenance"]["model_hash"]) > 8
     # evaluate then metrics on its predictions gives the same table
-    again = write_metrics_report(read_predictions(out / "predictions.csv"), tmp_path / "again",
-                                 n_boot=200)  # fmt: skip
+    again = write_metrics_report(
+        read_predictions(out / "predictions.csv"), tmp_path / "again", n_boot=200
+    )
     pd.testing.assert_frame_equal(metrics.reset_index(drop=True), again.reset_index(drop=True))
 
 
@@ -213,16 +243,51 @@ def test_evaluate_cli_site_filter_and_errors(tmp_path, tiny_model, capsys):
         tmp_path / "d", n_per_class=1, size=32, sites=("A", "B"), splits=("train",)
     )
     out = tmp_path / "ok"
-    assert main(["evaluate", "--model", str(tiny_model / "checkpoints" / "best.pt"), "--data",
-                 str(ds), "--split", "train", "--site", "B", "--out", str(out),
-                 "--precision", "fp32", "--n-boot", "100"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(tiny_model / "checkpoints" / "best.pt"),
+                "--data",
+                str(ds),
+                "--split",
+                "train",
+                "--site",
+                "B",
+                "--out",
+                str(out),
+                "--precision",
+                "fp32",
+                "--n-boot",
+                "100",
+            ]
+        )
+        == 0
+    )
     assert set(pd.read_csv(out / "predictions.csv")["site"]) == {"B"}
     assert (out / "report.html").is_file() and (out / "config.yaml").is_file()
-    assert main(["evaluate", "--model", str(tiny_model), "--data", str(ds), "--out",
-                 str(tmp_path / "r")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(tiny_model),
+                "--data",
+                str(ds),
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
     assert "no cases in split 'test'" in capsys.readouterr().err
-    assert main(["evaluate", "--model", str(tmp_path), "--data", str(ds), "--out",
-                 str(tmp_path / "r")]) == 2  # fmt: skip
+    assert (
+        main(
+            ["evaluate", "--model", str(tmp_path), "--data", str(ds), "--out", str(tmp_path / "r")]
+        )
+        == 2
+    )
     assert "best.pt" in capsys.readouterr().err
 
 

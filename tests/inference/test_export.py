@@ -212,8 +212,22 @@ def test_evaluate_runs_the_int8_model_like_the_checkpoint(quantized, tmp_path):
         Image.fromarray(crop).save(data / row.crop_path)
     metrics = {}
     for name, model in (("pt", run), ("int8", out)):
-        assert main(["evaluate", "--model", str(model), "--data", str(data), "--out",
-                     str(tmp_path / name), "--precision", "fp32"]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--model",
+                    str(model),
+                    "--data",
+                    str(data),
+                    "--out",
+                    str(tmp_path / name),
+                    "--precision",
+                    "fp32",
+                ]
+            )
+            == 0
+        )
         table = pd.read_csv(tmp_path / name / "metrics.csv").set_index("class")
         metrics[name] = table
     overall_pt, overall_int8 = metrics["pt"].loc["overall"], metrics["int8"].loc["overall"]

@@ -303,6 +303,7 @@ def test_load_time_in_a_fresh_process(run_dir):
     assert float(done.stdout.split()[-1]) < 10  # generous: the CPU is shared; the bench reports it
 
 
+@pytest.mark.slow  # the run is covered by tests/bench/test_peaks.py::test_bench_predict_fractions_and_targets_on_this_machine
 def test_bench_predict_runs_at_tiny_size():
     import argparse
 
@@ -345,8 +346,9 @@ def test_no_patient_data_in_any_predict_output(run_dir, radiograph, tmp_path, ca
     name, mrn = "DOE^JANE", "7654321"
     folder = tmp_path / f"{name}_{mrn}"
     folder.mkdir()
-    dcm = write_dicom(folder / f"{mrn}_jane_doe.dcm", radiograph.astype(np.uint16) * 16,
-                      bits_stored=12)  # fmt: skip
+    dcm = write_dicom(
+        folder / f"{mrn}_jane_doe.dcm", radiograph.astype(np.uint16) * 16, bits_stored=12
+    )
     out = tmp_path / "out"
     common = ["predict", "--model", str(run_dir), str(dcm), "--box", "40,50,120,110"]
     for fmt in ("json", "csv"):

@@ -22,10 +22,32 @@ def users(tmp_path, *args, stdin: str = "", monkeypatch=None) -> int:
 
 def test_users_add_list_disable_reset(tmp_path, monkeypatch, capsys):
     password = "first admin password\n"
-    assert users(tmp_path, "add", "root", "--role", "admin", "--password-stdin",
-                 stdin=password, monkeypatch=monkeypatch) == 0  # fmt: skip
-    assert users(tmp_path, "add", "doc", "--role", "clinician", "--hospital", "North",
-                 "--random-password") == 0  # fmt: skip
+    assert (
+        users(
+            tmp_path,
+            "add",
+            "root",
+            "--role",
+            "admin",
+            "--password-stdin",
+            stdin=password,
+            monkeypatch=monkeypatch,
+        )
+        == 0
+    )
+    assert (
+        users(
+            tmp_path,
+            "add",
+            "doc",
+            "--role",
+            "clinician",
+            "--hospital",
+            "North",
+            "--random-password",
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     generated = out.strip().splitlines()[-1].split("password: ")[1]
     assert len(generated) >= 12
@@ -40,8 +62,19 @@ def test_users_add_list_disable_reset(tmp_path, monkeypatch, capsys):
 
 
 def test_users_refuse_weak_duplicate_and_missing_passwords(tmp_path, monkeypatch, capsys):
-    assert users(tmp_path, "add", "a", "--role", "admin", "--password-stdin",
-                 stdin="short\n", monkeypatch=monkeypatch) == 2  # fmt: skip
+    assert (
+        users(
+            tmp_path,
+            "add",
+            "a",
+            "--role",
+            "admin",
+            "--password-stdin",
+            stdin="short\n",
+            monkeypatch=monkeypatch,
+        )
+        == 2
+    )
     assert "at least 12" in capsys.readouterr().err
     assert users(tmp_path, "add", "a", "--role", "admin", "--random-password") == 0
     assert users(tmp_path, "add", "a", "--role", "admin", "--random-password") == 2
@@ -113,9 +146,7 @@ def test_demo_loads_model_accounts_and_cases(tmp_path, capsys):
     settings, passwords = prepare_demo(
         Settings(argon2_profile="CHEAPEST"), demo_out, data_given=False
     )
-    assert set(passwords) == {
-        "demo-clinician", "demo-radiologist", "demo-researcher", "demo-admin"
-    }  # fmt: skip
+    assert set(passwords) == {"demo-clinician", "demo-radiologist", "demo-researcher", "demo-admin"}
     assert settings.data_dir == demo_out / "serve-data"
     app = create_app(settings)
     client = TestClient(app, follow_redirects=False)

@@ -32,9 +32,13 @@ def make_state(tmp_path: Path, **changes):
     state = build_state(make_settings(tmp_path, **changes))
     with state.session_factory() as db:
         crud.create_user(
-            db, state.settings, username="pacs", password=PASSWORD, role="clinician",
+            db,
+            state.settings,
+            username="pacs",
+            password=PASSWORD,
+            role="clinician",
             hospital=HOSPITAL,
-        )  # fmt: skip
+        )
         db.commit()
     return state
 

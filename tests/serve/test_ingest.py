@@ -36,8 +36,13 @@ def jpeg_bytes() -> bytes:
 
 def stored_files(app) -> list:
     root = app.state.vcfnet.storage.root
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix not in {".db", ".db-wal"}
-                  and not p.name.endswith(("-wal", "-shm")))  # fmt: skip
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix not in {".db", ".db-wal"}
+        and not p.name.endswith(("-wal", "-shm"))
+    )
 
 
 def case_count(app) -> int:

@@ -58,17 +58,24 @@ def orthanc(receiver_port):
 @pytest.fixture
 def app(tmp_path, tiny_run_dir, receiver_port):
     settings = make_settings(
-        tmp_path, tiny_run_dir, dicom_port=receiver_port, allowed_aes=("ORTHANC",),
+        tmp_path,
+        tiny_run_dir,
+        dicom_port=receiver_port,
+        allowed_aes=("ORTHANC",),
         pacs_retry_seconds=0.2,
-    )  # fmt: skip
+    )
     app = create_app(settings)
     add_users(app)
     state = app.state.vcfnet
     with state.session_factory() as db:
         crud.create_user(
-            db, state.settings, username="pacs", password=PASSWORD, role="clinician",
+            db,
+            state.settings,
+            username="pacs",
+            password=PASSWORD,
+            role="clinician",
             hospital="North Hospital",
-        )  # fmt: skip
+        )
         db.commit()
     yield app
     dispose(app)
@@ -329,8 +336,15 @@ def test_queue_retries_with_backoff_and_fails_without_the_link(app, tmp_path):
     sign_read(app, uploaded)  # an uploaded case has no link to a PACS image: nothing queued
     with state.session_factory() as db:
         assert db.scalars(select(PacsOutbox)).all() == []
-        db.add(PacsOrigin(case_id=uploaded, study_uid="1.2.3", series_uid="1.2.3.4",
-                          sop_instance_uid="1.2.3.4.5", sop_class_uid=DX))  # fmt: skip
+        db.add(
+            PacsOrigin(
+                case_id=uploaded,
+                study_uid="1.2.3",
+                series_uid="1.2.3.4",
+                sop_instance_uid="1.2.3.4.5",
+                sop_class_uid=DX,
+            )
+        )
         db.commit()
     sign_read(app, uploaded)
     args = (state.session_factory, state.storage, state.id_key, 10.0)

@@ -101,10 +101,12 @@ def read_session(client, study_id: int, rng, ratings: str = "none") -> list[tupl
         confidences = None
         if ratings == "five_point":
             confidences = [
-                {c: int(rng.integers(4, 6)) if c == label else int(rng.integers(1, 4))
-                 for c in CLASS_NAMES}
+                {
+                    c: int(rng.integers(4, 6)) if c == label else int(rng.integers(1, 4))
+                    for c in CLASS_NAMES
+                }
                 for label in labels
-            ]  # fmt: skip
+            ]
         elif ratings == "sliders":
             confidences = []
             for label in labels:
@@ -429,6 +431,9 @@ def test_five_point_ratings_on_the_reading_page_with_the_crop(app):
 def test_sliders_are_range_inputs_summing_to_100(app):
     _, study_id, _ = make_study(app, n_cases=1, readers=(("rad", "expert"),), ratings="sliders")
     page = login(app, "rad").get(f"/reading/{study_id}").text
-    values = re.findall(r'type="range" id="conf_0_\w+" name="conf_0_\w+" min="0" max="100" '
-                        r'step="1" value="(\d+)"', page)  # fmt: skip
+    values = re.findall(
+        r'type="range" id="conf_0_\w+" name="conf_0_\w+" min="0" max="100" '
+        r'step="1" value="(\d+)"',
+        page,
+    )
     assert sorted(map(int, values)) == [33, 33, 34] and "<output" in page

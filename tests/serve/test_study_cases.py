@@ -84,10 +84,12 @@ def test_labelimg_zip_gives_boxes_and_truth_from_the_xml(app, tmp_path):
     page = res.get(response.headers["location"]).text
     assert "Imported 2 radiograph(s) with 3 vertebra(e)" in page and "2 file(s) left out" in page
     assert study_boxes(app, study_id) == [
-        [{"level": "L1", "x1": 40.0, "y1": 50.0, "x2": 120.0, "y2": 110.0, "truth": "acute"},
-         {"level": "L2", "x1": 60.0, "y1": 130.0, "x2": 170.0, "y2": 240.0, "truth": "chronic"}],
+        [
+            {"level": "L1", "x1": 40.0, "y1": 50.0, "x2": 120.0, "y2": 110.0, "truth": "acute"},
+            {"level": "L2", "x1": 60.0, "y1": 130.0, "x2": 170.0, "y2": 240.0, "truth": "chronic"},
+        ],
         [{"level": "T12", "x1": 20.0, "y1": 30.0, "x2": 90.0, "y2": 80.0, "truth": "pathologic"}],
-    ]  # fmt: skip
+    ]
     with app.state.vcfnet.session_factory() as db:  # de-identified as any upload
         cases = db.query(Case).all()
         audit = " ".join(a.detail for a in db.query(AuditLog).all())
@@ -115,11 +117,23 @@ def make_dataset(root: Path, n: int = 4, margin: float = 0.1) -> Path:
         pixels = np.random.default_rng(i).integers(0, 256, (120, 96), dtype=np.uint8)
         Image.fromarray(pixels).save(root / "crops" / f"c{i}.png")
         rows.append(
-            {"crop_path": f"crops/c{i}.png", "label": labels[i % 4], "level": ["L1", "L2"][i % 2],
-             "patient_id": f"p{i}", "site": "A", "split": "test" if i < 3 else "train",
-             "age": 70, "sex": "F", "source_image": f"img{i}", "box_xmin": 0, "box_ymin": 0,
-             "box_xmax": 10, "box_ymax": 10, "pixel_spacing_mm": 0.2}
-        )  # fmt: skip
+            {
+                "crop_path": f"crops/c{i}.png",
+                "label": labels[i % 4],
+                "level": ["L1", "L2"][i % 2],
+                "patient_id": f"p{i}",
+                "site": "A",
+                "split": "test" if i < 3 else "train",
+                "age": 70,
+                "sex": "F",
+                "source_image": f"img{i}",
+                "box_xmin": 0,
+                "box_ymin": 0,
+                "box_xmax": 10,
+                "box_ymax": 10,
+                "pixel_spacing_mm": 0.2,
+            }
+        )
     write_manifest(pd.DataFrame(rows, columns=MANIFEST_COLUMNS), root)
     write_dataset_info({"crop_spec": CropSpec(margin=margin).to_dict()}, root)
     return root

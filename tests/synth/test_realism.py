@@ -133,6 +133,7 @@ def test_classifier_auc_is_chance_for_one_generator_and_one_for_two():
         classify_real_vs_synthetic(a[:1], b)
 
 
+@pytest.mark.slow  # one draw at chance: test_classifier_auc_is_chance_for_one_generator_and_one_for_two
 def test_null_auc_over_many_draws_is_unbiased():
     # few images, many features: pooling out-of-fold scores would sit below 0.5 here
     rng = np.random.default_rng(5)

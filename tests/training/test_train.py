@@ -24,13 +24,35 @@ from vcfnet.models.classifier import build_model, imagenet_weights_path
 from vcfnet.training.config import METRIC_COLUMNS, TIME_COLUMNS, TrainConfig
 from vcfnet.training.loop import train
 
-TINY = ["--epochs", "3", "--image-size", "32", "--batch-size", "8", "--weights", "none", "--workers", "1",
-        "--no-progress", "--lr", "1e-3"]  # fmt: skip
+TINY = [
+    "--epochs",
+    "3",
+    "--image-size",
+    "32",
+    "--batch-size",
+    "8",
+    "--weights",
+    "none",
+    "--workers",
+    "1",
+    "--no-progress",
+    "--lr",
+    "1e-3",
+]
 
 
 def tiny_config(data: Path, out: Path, **kw) -> TrainConfig:
-    base = dict(data=data, out=out, epochs=3, image_size=32, batch_size=8, weights="none", workers=1,
-                progress=False, lr=1e-3)  # fmt: skip
+    base = dict(
+        data=data,
+        out=out,
+        epochs=3,
+        image_size=32,
+        batch_size=8,
+        weights="none",
+        workers=1,
+        progress=False,
+        lr=1e-3,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -106,6 +128,7 @@ def test_training_never_reads_the_test_crops(cli_run, dataset):
     assert counts == {"train": [5, 5, 5], "val": [5, 5, 5]}
 
 
+@pytest.mark.slow  # covered by test_resume_after_stop_matches_uninterrupted_run (same metrics and hash as cli_run)
 def test_same_seed_gives_identical_metrics(cli_run, dataset, tmp_path):
     result = train(tiny_config(dataset, tmp_path / "b"))
     pd.testing.assert_frame_equal(
@@ -218,6 +241,7 @@ def test_ddp_two_cpu_processes_match_single_process(cli_run, dataset, tmp_path):
         assert abs(double.metrics[col].iloc[0] - single.metrics[col].iloc[0]) < 0.05, col
 
 
+@pytest.mark.slow  # the run is covered by tests/bench/test_peaks.py::test_bench_train_fractions_and_target_on_this_machine
 def test_bench_train_runs_at_tiny_size():
     args = argparse.Namespace(
         n_images=12, steps=2, image_size=32, batch_size=4, workers=0, parity_epochs=1, json=True
@@ -276,8 +300,21 @@ def test_torchrun_two_processes(dataset, tmp_path):
     import sys
 
     out = tmp_path / "torchrun"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "vcfnet", "train",
-           "--data", str(dataset), "--out", str(out), *TINY]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "vcfnet",
+        "train",
+        "--data",
+        str(dataset),
+        "--out",
+        str(out),
+        *TINY,
+    ]
     assert subprocess.run(cmd).returncode == 0
     assert "all 2 ranks hold identical weights" in (out / "train.log").read_text()
     assert load_checkpoint(out / "checkpoints" / "best.pt").extra["epoch"] >= 1
@@ -305,9 +342,28 @@ def test_synth_prepare_train_end_to_end(tmp_path):
         == 0
     )
     site = cohort / "SITE1"
-    prepare = ["-q", "prepare", "--images", str(site / "images"), "--annotations", str(site / "annotations"),
-               "--patients", str(site / "patients.csv"), "--site", "SITE1", "--out", str(data), "--split", "0.8",
-               "--val", "0.2", "--workers", "1", "--id-key", "test-key"]  # fmt: skip
+    prepare = [
+        "-q",
+        "prepare",
+        "--images",
+        str(site / "images"),
+        "--annotations",
+        str(site / "annotations"),
+        "--patients",
+        str(site / "patients.csv"),
+        "--site",
+        "SITE1",
+        "--out",
+        str(data),
+        "--split",
+        "0.8",
+        "--val",
+        "0.2",
+        "--workers",
+        "1",
+        "--id-key",
+        "test-key",
+    ]
     assert main(prepare) == 0
     assert (
         main(["-q", "train", "--data", str(data), "--out", str(run), *TINY, "--epochs", "2"]) == 0

@@ -21,7 +21,12 @@ TARGET_S = 1.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, default=None, help="localiser LOC (default: an untrained width-16 one; speed does not depend on the weights)")  # fmt: skip
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="localiser LOC (default: an untrained width-16 one; speed does not depend on the weights)",
+    )
     parser.add_argument("--n", type=int, default=8, help="radiographs")
     parser.add_argument("--size", default="1024x1280", help="radiograph WIDTHxHEIGHT")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")

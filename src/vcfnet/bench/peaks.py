@@ -246,6 +246,10 @@ def machine_info() -> dict:
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_flags": {flag: flag in flags for flag in CPU_FLAGS},
+        # what PyTorch's kernels may use: lower than the flags under ATEN_CPU_CAPABILITY /
+        # ONEDNN_MAX_CPU_ISA (how docs/inference.md emulates an AVX2-only CPU)
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
         "numpy": numpy.__version__,

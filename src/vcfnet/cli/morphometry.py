@@ -16,9 +16,12 @@ COLUMNS += ("height_loss", "grade", "shape")
 
 def add_morphometry_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "points", nargs="+", type=Path, metavar="POINTS_JSON",
+        "points",
+        nargs="+",
+        type=Path,
+        metavar="POINTS_JSON",
         help="vertebrae JSON files (the format vcfnet synth writes; docs/morphometry.md)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--format", choices=("table", "csv", "json"), default="table", help="output format"
     )
@@ -26,9 +29,11 @@ def add_morphometry_arguments(parser: argparse.ArgumentParser) -> None:
         "--pixels", action="store_true", help="heights in pixels even when a spacing is given"
     )
     parser.add_argument(
-        "--normal-hm-hp", type=float, default=1.0,
+        "--normal-hm-hp",
+        type=float,
+        default=1.0,
         help="Hm/Hp of a normal body (1.0 = raw ratios; e.g. 0.95 for slightly concave endplates)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--normal-ha-hp", type=float, default=1.0, help="Ha/Hp of a normal body (1.0 = raw)"
     )

@@ -43,9 +43,19 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     _add_location_arguments(parser)
     parser.add_argument("--model", type=Path, default=None, help="RUN_DIR, .pt or .onnx")
     parser.add_argument(
-        "--localiser", type=Path, default=None, metavar="LOC",
+        "--localiser",
+        type=Path,
+        default=None,
+        metavar="LOC",
         help="vertebra localiser (train-localiser RUN_DIR, .pt or .onnx): the Suggest boxes button",
-    )  # fmt: skip
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx", "onnx-int8"),
+        default=None,
+        help="inference backend; auto (default): time the checkpoint and the ONNX exports beside "
+        "checkpoints/ on a few single crops when the model loads and keep the fastest",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
@@ -137,6 +147,7 @@ def settings_from_args(args: argparse.Namespace):
     for name, value in (
         ("model_path", getattr(args, "model", None)),
         ("localiser_path", getattr(args, "localiser", None)),
+        ("model_backend", getattr(args, "backend", None)),
         ("secure_cookies", getattr(args, "secure_cookies", False) or None),
         ("keep_originals", getattr(args, "keep_originals", False) or None),
         ("storage_url", getattr(args, "storage", None)),

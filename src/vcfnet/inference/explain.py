@@ -134,14 +134,18 @@ def explain_pixels(
     *,
     labels: Sequence[str] | None = None,
     levels: Sequence[str] | None = None,
+    cam_predictor=None,
 ) -> Explanation:
     """Predict ``boxes`` on display pixels uint8 (H, W) and compute their Grad-CAM maps for the
-    predicted classes, cropping each box once (needs an explainable predictor)."""
+    predicted classes, cropping each box once. Grad-CAM needs an explainable predictor:
+    ``predictor`` itself, or ``cam_predictor`` (the same weights in PyTorch) when ``predictor``
+    is a faster ONNX export."""
+    cam = cam_predictor or predictor
     crops = predictor.crops_for(pixels, boxes)
     probs = predictor.predict_crops(crops)
     preds = box_predictions(probs, predictor.class_names, list(boxes), labels, levels)
-    indices = [predictor.class_names.index(p.predicted) for p in preds]
-    cams, _ = predictor.grad_cam(crops, class_indices=indices)
+    indices = [cam.class_names.index(p.predicted) for p in preds]
+    cams, _ = cam.grad_cam(crops, class_indices=indices)
     captions = [caption_text(p.predicted, p.probability, p.level) for p in preds]
     full = heatmap_on_radiograph(pixels, boxes, cams, captions, predictor.preprocessing.margin)
     return Explanation(preds, crops, cams, captions, full)

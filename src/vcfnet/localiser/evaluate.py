@@ -87,9 +87,18 @@ def _f(v, pct: bool = False) -> str:
 
 
 TABLE_HEADER = (
-    "site", "films", "bodies", "recall@0.5", "precision@0.5", "level acc.", "point err. px",
-    "point err. mm", "point err. % height", "Genant κ (linear)", "s/film",
-)  # fmt: skip
+    "site",
+    "films",
+    "bodies",
+    "recall@0.5",
+    "precision@0.5",
+    "level acc.",
+    "point err. px",
+    "point err. mm",
+    "point err. % height",
+    "Genant κ (linear)",
+    "s/film",
+)
 
 
 def table_rows(results: Sequence[SiteResult]) -> list[list[str]]:
@@ -99,11 +108,19 @@ def table_rows(results: Sequence[SiteResult]) -> list[list[str]]:
         m = r.metrics
         rows.append(
             [
-                r.site, str(m.films), str(m.bodies), _f(m.recall, True), _f(m.precision, True),
-                _f(m.level_accuracy, True), _f(m.point_error_px), _f(m.point_error_mm),
-                _f(m.point_error_pct), _f(m.genant_kappa), f"{r.seconds_per_film:.3f}",
+                r.site,
+                str(m.films),
+                str(m.bodies),
+                _f(m.recall, True),
+                _f(m.precision, True),
+                _f(m.level_accuracy, True),
+                _f(m.point_error_px),
+                _f(m.point_error_mm),
+                _f(m.point_error_pct),
+                _f(m.genant_kappa),
+                f"{r.seconds_per_film:.3f}",
             ]
-        )  # fmt: skip
+        )
     return rows
 
 

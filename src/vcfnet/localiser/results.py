@@ -31,9 +31,17 @@ MORPHOMETRY_KEYS = (
     "shape",
 )
 CSV_COLUMNS: tuple[str, ...] = (
-    "image", "patient", "level", "confidence", "xmin", "ymin", "xmax", "ymax",
-    *(f"{n}_{a}" for n in POINT_NAMES for a in ("x", "y")), *MORPHOMETRY_KEYS,
-)  # fmt: skip
+    "image",
+    "patient",
+    "level",
+    "confidence",
+    "xmin",
+    "ymin",
+    "xmax",
+    "ymax",
+    *(f"{n}_{a}" for n in POINT_NAMES for a in ("x", "y")),
+    *MORPHOMETRY_KEYS,
+)
 #: overlay colour per Genant grade (None = not graded)
 GRADE_COLOURS = {
     None: (150, 150, 150),

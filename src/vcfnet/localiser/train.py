@@ -43,9 +43,11 @@ class LocaliserConfig:
 
     data: list[Path] = field(
         default_factory=list,
-        metadata={"help": "vcfnet synth output folders (cohort or site), comma-separated",
-                  "metavar": "DIR"},
-    )  # fmt: skip
+        metadata={
+            "help": "vcfnet synth output folders (cohort or site), comma-separated",
+            "metavar": "DIR",
+        },
+    )
     points: Path | None = field(
         default=None,
         metadata={

@@ -95,7 +95,7 @@ def build_state(settings: Settings) -> AppState:
         settings=settings,
         session_factory=factory,
         storage=storage,
-        models=ml.model_service(settings.model_path),
+        models=ml.model_service(settings.model_path, settings.model_backend),
         id_key=resolve_id_key(settings.id_key),
         templates=templates,
     )

@@ -77,9 +77,14 @@ def reset_demo_accounts(db, settings) -> dict[str, str]:
         user = db.scalar(select(User).where(User.username == username))
         if user is None:
             crud.create_user(
-                db, settings, username=username, password=password, role=role,
-                hospital=hospital, actor=actor,
-            )  # fmt: skip
+                db,
+                settings,
+                username=username,
+                password=password,
+                role=role,
+                hospital=hospital,
+                actor=actor,
+            )
         else:
             crud.set_password(db, settings, user, password, actor)
         passwords[username] = password
@@ -139,9 +144,14 @@ def load_demo_studies(db, state, demo_out: Path, seed: int = 0) -> None:
         name = f"demo-sim-{profile.level}"
         if name not in users:  # an account that cannot log in: is_active False
             users[name] = crud.create_user(
-                db, state.settings, username=name, password=security.random_password(),
-                role="radiologist", display_name=f"SIMULATED {profile.level}", actor=researcher,
-            )  # fmt: skip
+                db,
+                state.settings,
+                username=name,
+                password=security.random_password(),
+                role="radiologist",
+                display_name=f"SIMULATED {profile.level}",
+                actor=researcher,
+            )
         readers.append((users[name], profile.level))
     cases = [
         (case, truth)
@@ -154,9 +164,15 @@ def load_demo_studies(db, state, demo_out: Path, seed: int = 0) -> None:
     for name, reading in ((DEMO_STUDY, readers), (DEMO_READING_STUDY, None)):
         study = studies.create_study(db, researcher, name)
         studies.update_settings(
-            db, researcher, study, name=name, design="sequential", washout_days=0, seed=seed,
+            db,
+            researcher,
+            study,
+            name=name,
+            design="sequential",
+            washout_days=0,
+            seed=seed,
             ratings="sliders" if reading is not None else "none",
-        )  # fmt: skip
+        )
         for case, truth in cases:
             by_index = {i: truth.get(b.level, "") for i, b in enumerate(case.boxes)}
             studies.add_case(db, researcher, study, case.id, by_index)

@@ -300,9 +300,17 @@ def file_instance(
             storage, settings, io.BytesIO(data), "instance.dcm"
         )
         case = ingest.store_case(
-            db, storage, settings, id_key, actor, checked, radiograph,
-            uids=uids, action="case.receive", detail=f"dicom; {source}",
-        )  # fmt: skip
+            db,
+            storage,
+            settings,
+            id_key,
+            actor,
+            checked,
+            radiograph,
+            uids=uids,
+            action="case.receive",
+            detail=f"dicom; {source}",
+        )
     except ingest.IngestError as exc:
         return Outcome(CANNOT_UNDERSTAND, "dicom.refused", type(exc).__name__)
     except IntegrityError:  # the same instance filed meanwhile by another association

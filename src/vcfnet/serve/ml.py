@@ -5,6 +5,10 @@ boxes: per box the class probabilities and the predicted class, the model's iden
 PyTorch model a Grad-CAM heatmap drawn on the radiograph. Grad-CAM hooks the model's last stage;
 the torch predictor serialises those calls itself, so concurrent analyses stay independent.
 onnxruntime sessions are thread-safe (no heatmap: ONNX has no gradients).
+
+The backend (``--backend auto|torch|onnx|onnx-int8``): a run folder's checkpoint and its ONNX
+exports beside ``checkpoints/`` are timed on a few single crops when the model loads, and the
+fastest answers (``vcfnet.inference.fastest``); Grad-CAM then still comes from the checkpoint.
 """
 
 from __future__ import annotations
@@ -51,16 +55,22 @@ class AnalysisResult:
 class ModelService:
     """One model per process, loaded on first use."""
 
-    def __init__(self, model_path: Path | str | None, model_id: str | None = None):
+    def __init__(
+        self, model_path: Path | str | None, backend: str = "auto", model_id: str | None = None
+    ):
         self.model_path = Path(model_path) if model_path else None
+        self.backend = backend
         self.model_id = model_id  # the admin-installed model's id (``serve.model_admin``), if any
         self._predictor = None
+        self._choice = None  # vcfnet.inference.fastest.BackendChoice, once loaded
         self._load_lock = threading.Lock()
 
     @classmethod
-    def loaded(cls, model_path: Path | str, model_id: str | None = None) -> ModelService:
+    def loaded(
+        cls, model_path: Path | str, model_id: str | None = None, backend: str = "auto"
+    ) -> ModelService:
         """A service with its model loaded now (a bad file raises here, before it is used)."""
-        service = cls(model_path, model_id)
+        service = cls(model_path, backend, model_id)
         service.predictor()
         return service
 
@@ -75,10 +85,16 @@ class ModelService:
             )
         with self._load_lock:
             if self._predictor is None:
-                from vcfnet.inference.loading import load_model  # on first use: fast start-up
+                from vcfnet.inference.fastest import load_fastest  # on first use: fast start-up
 
-                self._predictor = load_model(self.model_path)
-                log.info("loaded model %s (%s)", self._predictor.info.name, self.model_path)
+                self._choice = load_fastest(self.model_path, self.backend)
+                self._predictor = self._choice.predictor
+                log.info(
+                    "loaded model %s (%s), backend %s",
+                    self._predictor.info.name,
+                    self.model_path,
+                    self._choice.backend,
+                )
         return self._predictor
 
     @property
@@ -86,21 +102,31 @@ class ModelService:
         return tuple(self.predictor().class_names)
 
     def info(self) -> dict[str, Any]:
-        return self.predictor().info.to_dict()
+        """The model's identity and, under ``backend``, which backend answers and why."""
+        return _model_dict(self.predictor(), self._choice)
 
     def analyse(
         self, pixels: np.ndarray, boxes: Sequence[Box], levels: Sequence[str], heatmap: bool = True
     ) -> AnalysisResult:
         """Classify ``boxes`` on display pixels uint8 (H, W); InputError for a bad box."""
         predictor = self.predictor()
-        if not (heatmap and predictor.explainable):
-            return _result(predictor, predictor.predict(pixels, list(boxes), levels=levels), None)
-        exp = explain_pixels(predictor, pixels, list(boxes), levels=levels)
+        explainer = predictor if predictor.explainable else getattr(self._choice, "explainer", None)
+        if not (heatmap and explainer is not None):
+            prediction = predictor.predict(pixels, list(boxes), levels=levels)
+            return _result(predictor, prediction, None, self._choice)
+        exp = explain_pixels(predictor, pixels, list(boxes), levels=levels, cam_predictor=explainer)
         prediction = ImagePrediction(source="<array>", boxes=exp.predictions, model=predictor.info)
-        return _result(predictor, prediction, exp.radiograph_rgb)
+        return _result(predictor, prediction, exp.radiograph_rgb, self._choice)
 
 
-def _result(predictor, prediction, heatmap_rgb) -> AnalysisResult:
+def _model_dict(predictor, choice) -> dict[str, Any]:
+    info = predictor.info.to_dict()
+    if choice is not None:
+        info["backend"] = choice.to_dict()
+    return info
+
+
+def _result(predictor, prediction, heatmap_rgb, choice=None) -> AnalysisResult:
     boxes = tuple(
         BoxResult(
             box=tuple(b.box),
@@ -112,7 +138,7 @@ def _result(predictor, prediction, heatmap_rgb) -> AnalysisResult:
     )
     return AnalysisResult(
         boxes=boxes,
-        model=predictor.info.to_dict(),
+        model=_model_dict(predictor, choice),
         heatmap_rgb=heatmap_rgb,
         prediction=prediction.to_dict(),
     )
@@ -127,10 +153,12 @@ _services: dict[str, ModelService] = {}
 _services_lock = threading.Lock()
 
 
-def model_service(model_path: Path | str | None) -> ModelService:
+def model_service(model_path: Path | str | None, backend: str = "auto") -> ModelService:
     """The process-wide service of ``model_path`` (so several apps in one process share it)."""
     key = str(Path(model_path).resolve()) if model_path else ""
+    if backend != "auto":
+        key = f"{key}#{backend}"
     with _services_lock:
         if key not in _services:
-            _services[key] = ModelService(model_path)
+            _services[key] = ModelService(model_path, backend)
         return _services[key]

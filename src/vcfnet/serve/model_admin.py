@@ -125,7 +125,7 @@ def install_model(db: Session, state, actor: Actor, data: bytes, file_name: str 
     folder = cache_dir(state.settings.data_dir) / model_id
     try:
         path = unpack(data, suffix, folder)
-        service = ModelService.loaded(path, model_id)
+        service = ModelService.loaded(path, model_id, state.settings.model_backend)
         card = model_card(service)
     except Exception as exc:  # the loaders raise many types for a file that is not a model
         shutil.rmtree(folder, ignore_errors=True)
@@ -165,5 +165,5 @@ def sync_active_model(db: Session, state) -> None:
         else:
             data = state.storage.read_bytes(active["key"])
             path = unpack(data, Path(active["key"]).suffix, folder)
-        state.models = ModelService.loaded(path, active["id"])
+        state.models = ModelService.loaded(path, active["id"], state.settings.model_backend)
     log.info("switched to the active model %s", active["id"])

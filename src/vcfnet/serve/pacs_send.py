@@ -44,9 +44,16 @@ BANNER = "RESEARCH SOFTWARE - NOT FOR DIAGNOSIS"
 MAX_BACKOFF_S = 3600.0
 #: attributes highdicom copies from the referenced image (type 2: empty when the PACS lacks them)
 STUDY_ATTRIBUTES = (
-    "PatientID", "PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID",
-    "StudyDate", "StudyTime", "ReferringPhysicianName",
-)  # fmt: skip
+    "PatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+)
 
 
 class PermanentSendError(RuntimeError):

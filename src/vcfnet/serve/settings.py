@@ -16,6 +16,7 @@ class Settings:
     db_url: str | None = None  # default: sqlite:///<data_dir>/vcfnet.db
     model_path: Path | None = None  # RUN_DIR, .pt or .onnx; None: analysis unavailable
     localiser_path: Path | None = None  # vertebra localiser (Suggest boxes); None: no button
+    model_backend: str = "auto"  # auto (fastest single crop at load) | torch | onnx | onnx-int8
     max_upload_bytes: int = 64 * MIB
     max_pixels: int = 60_000_000  # width x height, checked from the header before decoding
     keep_originals: bool = False  # keep the uploaded file (it holds patient data) beside the case

@@ -156,9 +156,15 @@ def add_case(
                 f"box {i + 1} ({box.level}): class {truth!r} is not one of {', '.join(CLASS_NAMES)}"
             )
         boxes.append(
-            {"level": box.level, "x1": box.x1, "y1": box.y1, "x2": box.x2, "y2": box.y2,
-             "truth": truth}
-        )  # fmt: skip
+            {
+                "level": box.level,
+                "x1": box.x1,
+                "y1": box.y1,
+                "x2": box.x2,
+                "y2": box.y2,
+                "truth": truth,
+            }
+        )
     if not boxes:
         raise InvalidInputError("give the true class of at least one box of the case")
     levels = [b["level"] for b in boxes]
@@ -226,9 +232,12 @@ def _same_boxes(analysis: Analysis, boxes: Sequence[Mapping[str, Any]]) -> dict 
         if finding is None:
             return None
         out.append(
-            {"level": b["level"], "probabilities": finding.probabilities,
-             "predicted": finding.predicted}
-        )  # fmt: skip
+            {
+                "level": b["level"],
+                "probabilities": finding.probabilities,
+                "predicted": finding.predicted,
+            }
+        )
     return {"findings": out}
 
 

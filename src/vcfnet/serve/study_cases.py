@@ -143,10 +143,15 @@ def xml_truths(ann: VocAnnotation, name: str) -> tuple[list[dict], dict[int, str
 
 def _clip(boxes: list[dict], width: int, height: int) -> list[dict]:
     return [
-        {**b, "x1": max(0.0, b["x1"]), "y1": max(0.0, b["y1"]),
-         "x2": min(float(width), b["x2"]), "y2": min(float(height), b["y2"])}
+        {
+            **b,
+            "x1": max(0.0, b["x1"]),
+            "y1": max(0.0, b["y1"]),
+            "x2": min(float(width), b["x2"]),
+            "y2": min(float(height), b["y2"]),
+        }
         for b in boxes
-    ]  # fmt: skip
+    ]
 
 
 def _add(

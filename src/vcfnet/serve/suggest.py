@@ -101,9 +101,16 @@ def suggest_boxes(
             continue
         grade = (rec.get("morphometry") or {}).get("grade")
         out.append(
-            {"level": rec["level"], "x1": x1, "y1": y1, "x2": x2, "y2": y2, "grade": grade,
-             "confidence": rec["confidence"]}
-        )  # fmt: skip
+            {
+                "level": rec["level"],
+                "x1": x1,
+                "y1": y1,
+                "x2": x2,
+                "y2": y2,
+                "grade": grade,
+                "confidence": rec["confidence"],
+            }
+        )
     audit(db, actor, SUGGEST_ACTION, case_id=case.id, detail=_encode(out))
     return out
 

@@ -10,6 +10,35 @@ from vcfnet.preprocess import DEFAULT_IMAGE_SIZE
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class Rung:
+    """One training size of the demo's ladder."""
+
+    image_size: int
+    epochs: int
+
+
+#: Training sizes of ``--quick`` and of the default demo, top first. The top rung is the full
+#: setting (what the demo trained at before budgets existed); a slower CPU steps down the ladder
+#: until the estimated run fits ``--budget-s``.
+QUICK_LADDER: tuple[Rung, ...] = (
+    Rung(128, 12),
+    Rung(112, 10),
+    Rung(96, 8),
+    Rung(80, 6),
+    Rung(64, 5),
+)
+DEFAULT_LADDER: tuple[Rung, ...] = (
+    Rung(DEFAULT_IMAGE_SIZE, 20),
+    Rung(192, 16),
+    Rung(160, 14),
+    Rung(128, 12),
+    Rung(112, 10),
+    Rung(96, 8),
+    Rung(80, 6),
+)
+
 #: The pseudonym key of the demo: the cohort is synthetic, so a fixed key is harmless and keeps
 #: the demo from creating a key file in the user's home folder.
 DEMO_ID_KEY = "vcfnet-demo-synthetic-cohort"
@@ -36,10 +65,31 @@ class DemoConfig:
         metadata={"help": "cohort size relative to the paper (default 0.3; --quick 0.1)"},
     )
     epochs: int | None = field(
-        default=None, metadata={"help": "training epochs (default 20; --quick 12)"}
+        default=None,
+        metadata={
+            "help": "training epochs (default: from the ladder rung; top rung 20, --quick 12)"
+        },
     )
     image_size: int | None = field(
-        default=None, metadata={"help": "model input size, pixels (default 224; --quick 128)"}
+        default=None,
+        metadata={
+            "help": "model input size, pixels (default: from the ladder rung; top rung 224, --quick 128)"
+        },
+    )
+    budget_s: float | None = field(
+        default=None,
+        metadata={
+            "help": "seconds the whole demo may take: picks the highest training rung that fits, "
+            "from a short speed measurement (default 900; --quick 180; 0 = always the top rung)"
+        },
+    )
+    rung: int | None = field(
+        default=None,
+        metadata={
+            "help": "pin the training rung (0 = top = the full settings) instead of choosing it "
+            "from --budget-s; rungs px/epochs: 224/20 192/16 160/14 128/12 112/10 96/8 80/6, "
+            "--quick 128/12 112/10 96/8 80/6 64/5; demo-config.yaml records the rung used"
+        },
     )
     size: str | None = field(
         default=None,
@@ -67,18 +117,50 @@ class DemoConfig:
         default=False, metadata={"help": "open the report in a web browser at the end"}
     )
 
+    def __post_init__(self) -> None:
+        if self.rung is not None and not 0 <= self.rung < len(self.ladder):
+            raise ValueError(f"rung must be 0..{len(self.ladder) - 1} (0 = top, the full settings)")
+        if self.budget_s is not None and self.budget_s < 0:
+            raise ValueError("budget_s must be >= 0 (0 = no budget: the top rung)")
+
+    @property
+    def ladder(self) -> tuple[Rung, ...]:
+        """The training rungs of this preset, top (the full settings) first."""
+        return QUICK_LADDER if self.quick else DEFAULT_LADDER
+
+    @property
+    def needs_rung(self) -> bool:
+        """True when the training size is still to be chosen from the budget."""
+        return self.epochs is None or self.image_size is None
+
     def resolved(self) -> DemoConfig:
-        """Fill the sizes left unset from the --quick / default presets."""
+        """Fill the sizes left unset from the --quick / default presets.
+
+        Training epochs and input size come from the pinned ``rung``, or from the top rung when
+        only one of them is given or the budget is 0; otherwise they stay unset until
+        ``with_rung`` (``vcfnet.study.budget`` picks the rung from a speed measurement).
+        """
         quick = self.quick
-        return replace(
+        cfg = replace(
             self,
             scale=self.scale if self.scale is not None else (0.1 if quick else 0.3),
-            epochs=self.epochs if self.epochs is not None else (12 if quick else 20),
-            image_size=self.image_size
-            if self.image_size is not None
-            else (128 if quick else DEFAULT_IMAGE_SIZE),
             size=self.size or ("512x640" if quick else "1024x1280"),
+            budget_s=self.budget_s if self.budget_s is not None else (180.0 if quick else 900.0),
         )
+        given = (self.epochs is not None) + (self.image_size is not None)
+        if self.rung is not None or given == 1 or cfg.budget_s == 0:
+            top = self.ladder[self.rung or 0]
+            cfg = replace(
+                cfg,
+                epochs=self.epochs if self.epochs is not None else top.epochs,
+                image_size=self.image_size if self.image_size is not None else top.image_size,
+            )
+        return cfg
+
+    def with_rung(self, rung: int) -> DemoConfig:
+        """This config training at ``rung`` of its ladder."""
+        step = self.ladder[rung]
+        return replace(self, rung=rung, epochs=step.epochs, image_size=step.image_size)
 
 
 @dataclass
@@ -118,6 +200,11 @@ class DemoPaths:
     @property
     def report(self) -> Path:
         return self.root / "report.html"
+
+    @property
+    def budget(self) -> Path:
+        """The training rung chosen for the budget and the speed it was chosen from."""
+        return self.root / "budget.json"
 
     @property
     def markers(self) -> Path:

@@ -8,6 +8,7 @@ finishes; re-running skips finished steps with the same parameters and resumes t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ from vcfnet.errors import ConfigError
 from vcfnet.evaluation.evaluate import evaluate_model
 from vcfnet.io.atomic import atomic_write_text
 from vcfnet.reader_study.report import run_reader_study
+from vcfnet.study.budget import choose_rung, workload
 from vcfnet.study.config import DEMO_ID_KEY, DemoConfig, DemoPaths
 from vcfnet.study.localiser import DEFAULT, QUICK, run_localiser_step
 from vcfnet.study.report import build_demo_report
@@ -260,8 +262,32 @@ class StepEvent:
     elapsed: float = 0.0  # since the study started
 
 
+def _seconds_taken(paths: DemoPaths, steps: list[Step]) -> float:
+    """Seconds the finished ``steps`` took when they ran (from their markers)."""
+    total = 0.0
+    for step in steps:
+        with contextlib.suppress(OSError, json.JSONDecodeError, ValueError):
+            total += float(json.loads(_marker(paths, step).read_text()).get("seconds", 0.0))
+    return total
+
+
+def _fit_budget(cfg: DemoConfig, paths: DemoPaths, done: list[Step]) -> DemoConfig:
+    """``cfg`` at the training rung that fits its budget after the ``done`` steps."""
+    params = {**done[-1].params, "budget_s": cfg.budget_s, "quick": cfg.quick}
+    sites = list(_site_roles(paths.cohort))
+    work = workload(paths.data, _development_site(paths), sites)
+    choice = choose_rung(cfg, work, _seconds_taken(paths, done), params, paths.budget)
+    cfg = cfg.with_rung(choice.rung)
+    save_config(cfg, paths.root / "demo-config.yaml")
+    return cfg
+
+
 def run_study(cfg: DemoConfig, on_step: Callable[[StepEvent], None] | None = None) -> Path:
-    """Run (or resume) the whole study; returns the report's path. ``on_step`` hears each step."""
+    """Run (or resume) the whole study; returns the report's path. ``on_step`` hears each step.
+
+    Unless the training size is given (``--rung``, ``--epochs`` and ``--image-size``), it is
+    chosen just before training from the budget (``vcfnet.study.budget``).
+    """
     notify = on_step or (lambda _event: None)
     cfg = cfg.resolved()
     paths = DemoPaths(Path(cfg.out))
@@ -270,7 +296,11 @@ def run_study(cfg: DemoConfig, on_step: Callable[[StepEvent], None] | None = Non
     steps = plan_steps(cfg, paths)
     stale = False  # a changed step invalidates every later one
     t_start = time.perf_counter()
-    for i, step in enumerate(steps, 1):
+    for i in range(1, len(steps) + 1):
+        if steps[i - 1].name == "train" and cfg.needs_rung:
+            cfg = _fit_budget(cfg, paths, steps[: i - 1])
+            steps = steps[: i - 1] + plan_steps(cfg, paths)[i - 1 :]
+        step = steps[i - 1]
         stale = stale or not step_is_done(paths, step)
         event = StepEvent(i, len(steps), step.name, step.description, "started")
         if not stale:

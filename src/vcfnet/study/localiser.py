@@ -25,8 +25,14 @@ from vcfnet.study.config import DemoConfig
 
 #: (quick, default) sizes of the demo's localiser, for about 25 s and 3 min on an idle 2-core CPU
 #: (training + evaluation on the external sites); docs/localisation.md has the measured costs
-QUICK = {"width": 8, "epochs": 8, "steps_per_epoch": 8, "batch_size": 4, "input_size": "128x160",
-         "max_films": 48}  # fmt: skip
+QUICK = {
+    "width": 8,
+    "epochs": 8,
+    "steps_per_epoch": 8,
+    "batch_size": 4,
+    "input_size": "128x160",
+    "max_films": 48,
+}
 DEFAULT = {"width": 8, "epochs": 14, "steps_per_epoch": 10, "batch_size": 4, "max_films": 160}
 
 

@@ -20,6 +20,7 @@ from vcfnet.report.figures import save_figure
 from vcfnet.report.html import Report
 from vcfnet.stats.roc import SMALL_SAMPLE_MIN_CASES
 from vcfnet.study import paper
+from vcfnet.study.budget import read_choice
 from vcfnet.study.config import PAPER_DATASETS, SYNTHETIC_NOTICE, DemoConfig, DemoPaths
 from vcfnet.study.localiser import localiser_section
 
@@ -150,9 +151,20 @@ def _header_section(report: Report, paths: DemoPaths, cfg: DemoConfig) -> None:
             f"Cohort: preset paper, scale {cfg.scale}, radiographs {cfg.size}, seed {cfg.seed}",
             f"Model: ResNet-18, {cfg.epochs} epochs, input {cfg.image_size} px, backbone weights "
             f"{cfg.weights}" + (f", weights hash {model_hash[:16]}" if model_hash else ""),
+            f"Training size: {_rung_text(paths, cfg)}",
             "Paper: Xu et al., Front. Endocrinol. 2023;14:1025749 (doi:10.3389/fendo.2023.1025749)",
         ]
     )
+
+
+def _rung_text(paths: DemoPaths, cfg: DemoConfig) -> str:
+    """Which rung of the training ladder ran, and why (budget.json) or that it was pinned."""
+    if cfg.rung is None:
+        return "set by --epochs and --image-size (no ladder rung)"
+    choice = read_choice(paths.budget, None)
+    if choice is not None and choice.rung == cfg.rung:
+        return choice.describe()
+    return f"rung {cfg.rung} of the ladder, pinned (--rung)"
 
 
 def _table1_section(
