@@ -14,6 +14,13 @@ from vcfnet.synth.anatomy import Vertebra
 from vcfnet.synth.sites import ImagingProfile
 
 COARSE = 8  # coarse grid step (px) for smooth fields
+#: automatic windowing: the spine's 1-99.5 % range widened by these fractions below / above
+#: (real lateral lumbar films are displayed wide: the vertebral body sits near mid-grey)
+WINDOW_PAD = (0.9, 1.0)
+#: relative density of the (osteoporotic) cancellous body; cortices are thin (``render_vertebra``)
+BODY_DENSITY = 0.22
+#: gain of the vendor's finest sharpening (3 px), relative to its unsharp mask
+FINE_SHARPEN = 1.0
 
 
 def _ramp(x: np.ndarray) -> np.ndarray:
@@ -53,6 +60,15 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma) -> np
     return f / (f.std() + 1e-6)
 
 
+def _grain(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Unit-variance noise (H, W) correlated over ``sigma`` px (white when ``sigma`` is ~0)."""
+    noise = rng.standard_normal(shape, dtype=np.float32)
+    if sigma < 0.2:
+        return noise
+    noise = ndimage.gaussian_filter(noise, sigma, truncate=2.5)
+    return noise / (float(noise[::7, ::7].std()) + 1e-6)
+
+
 def trabecular_texture(
     rng: np.random.Generator, shape: tuple[int, int], scale: float
 ) -> np.ndarray:
@@ -87,8 +103,10 @@ def render_vertebra(
     gap = 1.0 - 0.8 * _ridge(u - spec.step_u, 0.06) if spec.sign("endplate_step") > 0 else 1.0
     # walls: anterior buckle (angular kink), posterior bulge (convex, pathologic)
     u_ant, u_post = vert.walls(v)
-    inside_v = _ramp((v - top) / ev) * _ramp((bot - v) / ev)
-    inside_u = _ramp((u - u_ant) / eu) * _ramp((u_post - u) / eu)
+    # the two halves of the body project a little apart (beam divergence, slight rotation), so the
+    # outline is soft: ramps over ~3 px rather than one
+    inside_v = _ramp((v - top) / (3 * ev)) * _ramp((bot - v) / (3 * ev))
+    inside_u = _ramp((u - u_ant) / (3 * eu)) * _ramp((u_post - u) / (3 * eu))
     um = (u - (u_ant + u_post) / 2) / ((u_post - u_ant) / 2)
     vn = (v - (top + bot) / 2) / np.maximum((bot - top) / 2, 0.05)
     corners = _ramp((1.0 - um**10 - vn**10) / (10 * eu))  # rounded corners
@@ -110,12 +128,14 @@ def render_vertebra(
     scl = spec.sign("sclerosis")
     if scl > 0:
         marrow = marrow + scl * 0.35 * (_ridge(v - top - 0.08, 0.1) + _ridge(bot - v - 0.08, 0.1))
-    body = 0.3 * density * chord * marrow * inside
+    body = BODY_DENSITY * density * chord * marrow * inside
     # cortices: walls seen tangentially, endplates with their projected ring (double contour)
     wc = 1.3 * (1 + 0.3 * scl)
     walls = (
-        _ridge((u - u_ant) / eu, wc) * (0.7 + 0.5 * spec.sign("anterior_buckle") * 5)
-        + _ridge((u - u_post) / eu, wc) * 0.6
+        _ridge((u - u_ant) / eu, wc) * (0.55 + 0.5 * spec.sign("anterior_buckle") * 5)
+        + _ridge((u - u_post) / eu, wc) * 0.55
+        # the far side's posterior wall, projected a little behind (the contralateral shadow)
+        + _ridge((u - u_post - 1.5 * vert.rim_offset) / eu, 1.5 * wc) * 0.2
     ) * inside_v
     ring = vert.rim_offset * np.sqrt(np.clip(1.0 - um**2, 0.0, None))
     we = 1.1 * (1 + 0.6 * scl)
@@ -129,7 +149,7 @@ def render_vertebra(
         * inside_u
         * (1 + 0.4 * scl)
     )
-    cortex = 0.5 * density * (walls + plates) * cortex_keep * (1.0 + 0.35 * texture[win])
+    cortex = 0.35 * density * (walls + plates) * cortex_keep * (1.0 + 0.15 * texture[win])
     # osteophytes at the anterior corners, curving towards the disc
     osteo = spec.sign("osteophyte")
     if osteo > 0:
@@ -140,7 +160,7 @@ def render_vertebra(
         spur = (
             _ramp((thick - np.abs(v - top_c)) / ev) + _ramp((thick - np.abs(v - bot_c)) / ev)
         ) * tip
-        cortex = cortex + 0.8 * density * spur
+        cortex = cortex + 0.4 * density * ndimage.gaussian_filter(spur, 1.0)
     bone[win] += body + cortex
 
 
@@ -172,8 +192,8 @@ def render_ribs_and_pelvis(
 ) -> None:
     """Overlapping lower ribs (near T11-L1) and both iliac wings (near L4-S1), in place."""
     by_level = {v.level: v for v in spine}
-    for _ in range(int(rng.integers(2, 5))):
-        anchor = by_level[str(rng.choice(["T11", "T12", "L1"]))]
+    for _ in range(int(rng.integers(3, 8))):  # the lowest ribs, both sides, cross T11-L2
+        anchor = by_level[str(rng.choice(["T11", "T12", "T12", "L1", "L1", "L2"]))]
         px = anchor.cx + anchor.half_depth * rng.uniform(0.2, 2.2)
         py = anchor.cy + anchor.half_height * rng.uniform(-1.5, 1.5)
         radius = anchor.half_depth * rng.uniform(6, 12)
@@ -189,7 +209,7 @@ def render_ribs_and_pelvis(
         x, y = _grid(win)
         r = np.hypot(x - cx, y - cy)
         fade = np.clip(1.0 - np.hypot(x - px, y - py) / span, 0.0, 1.0) ** 0.5
-        bone[win] += 0.22 * density * _shell(((r - radius) / half_t) ** 2, 0.35, 0.3) * fade
+        bone[win] += 0.26 * density * _shell(((r - radius) / half_t) ** 2, 0.25, 0.25) * fade
     l5 = by_level["L5"]
     for k in range(2):  # left and right ilium, magnified differently
         ex = l5.cx + l5.half_depth * rng.uniform(1.0, 2.5) + k * rng.uniform(-8, 8)
@@ -230,9 +250,26 @@ def soft_tissue(
         gas -= rng.uniform(0.08, 0.3) * np.clip(1.2 - r2, 0.0, 1.0)
     gas = ndimage.gaussian_filter(gas, 1.0)
     # bowel content and fat/muscle inhomogeneity: low-frequency clutter over everything
-    clutter = 0.04 * _smooth_noise(rng, tissue.shape, 2.5) * thick
-    field = tissue + gas + clutter
-    return _upsample(field, shape)
+    clutter = 0.09 * _smooth_noise(rng, tissue.shape, 3.0) * thick
+    field = _upsample(tissue + gas + clutter, shape)
+    return field + bowel_mottle(rng, shape, spine_x, depth)
+
+
+def bowel_mottle(
+    rng: np.random.Generator, shape: tuple[int, int], spine_x: float, depth: float
+) -> np.ndarray:
+    """Stool and small gas bubbles (H, W): a mottled, mid-frequency log-attenuation pattern over
+    the abdomen, overlying the vertebral bodies as the colon does on a lateral film."""
+    h, w = shape
+    step = 3
+    ch, cw = -(-h // step), -(-w // step)
+    xx = np.arange(cw, dtype=np.float32)[None, :] * step
+    base = _smooth_noise(rng, (ch, cw), 1.2)
+    loops = _smooth_noise(rng, (ch, cw), 6.0)  # where the bowel lies
+    bubbles = np.clip(base - 0.6, 0.0, None) * np.clip(loops + 0.3, 0.0, 1.0)
+    front = np.clip((spine_x + depth * 1.2 - xx) / (2 * depth), 0.0, 1.0)  # anterior to the canal
+    field = -rng.uniform(0.05, 0.12) * bubbles * front + 0.015 * base
+    return _upsample(field.astype(np.float32), shape)
 
 
 def _upsample(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -276,15 +313,19 @@ def detector_image(
     h, w = mu.shape
     primary = np.exp(-mu)
     ys = np.linspace(-1.0, 1.0, h, dtype=np.float32)[:, None]
-    primary *= 1.0 - 0.12 * ys  # heel effect
+    primary *= 1.0 - 0.12 * ys  # heel effect: less output on the anode side (top)
     if profile.grid_lines > 0:
         xs = np.arange(w, dtype=np.float32)[None, :]
         primary *= 1.0 - profile.grid_lines * (0.5 + 0.5 * np.cos(2 * np.pi * xs / 2.7))
-    signal = primary + profile.scatter * _lowpass(primary, 60 * scale)
-    # quantum noise, then the detector's blur (which also softens the noise grain)
-    noise = rng.standard_normal((h, w), dtype=np.float32)
-    signal = signal + np.sqrt(np.clip(signal, 1e-6, None) / profile.photons) * noise
-    signal = ndimage.gaussian_filter(signal, (1.1 + profile.blur_px) * scale, truncate=3.0)
+    # scatter: a broad halo of the primary (scatter-to-primary ratio), mostly low frequency
+    signal = primary + profile.scatter * _lowpass(primary, 40 * scale)
+    # detector MTF (screen/scintillator light spread, focal spot) on the signal
+    signal = ndimage.gaussian_filter(signal, profile.blur_px * scale, truncate=2.5)
+    # quantum noise: spread by the same screen but sampled per pixel, so its grain is finer than
+    # the signal's blur (aliased noise power)
+    noise = _grain(rng, (h, w), profile.noise_grain_px * scale)
+    quanta = np.clip(signal, 1e-6, None) / profile.photons
+    signal = signal + np.sqrt(quanta) * noise
     log = -np.log(np.clip(signal, 1e-5, None))
     # vendor processing: dynamic range compression + unsharp mask
     low = _lowpass(log, 60 * scale)
@@ -293,10 +334,11 @@ def detector_image(
         log
         - profile.range_compress * (low - float(np.median(low)))
         + profile.edge_enhance * (log - mid)
+        + FINE_SHARPEN * profile.edge_enhance * (log - ndimage.uniform_filter(log, 3))
     )
     sample = proc[roi] if roi is not None else proc
     lo, hi = np.percentile(sample[::3, ::3], [1.0, 99.5])
-    lo, hi = lo - 0.6 * (hi - lo), hi + 0.3 * (hi - lo)
+    lo, hi = lo - WINDOW_PAD[0] * (hi - lo), hi + WINDOW_PAD[1] * (hi - lo)
     out = np.clip((proc - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
     curve = np.linspace(0.0, 1.0, 1025)
     tone = 1.0 / (1.0 + np.exp(-profile.contrast * 4.0 * (curve - 0.5)))
