@@ -75,8 +75,10 @@ def trabecular_texture(
     """Zero-mean band-passed texture with vertical trabeculae dominant (osteoporotic pattern)."""
     s = max(0.6, scale)
     fine = _smooth_noise(rng, shape, (1.5 * s, 0.6 * s))
-    coarse = _smooth_noise(rng, shape, (5.0 * s, 3.0 * s))
-    return 0.85 * fine + 0.15 * coarse
+    # osteoporosis thins and loses the horizontal trabeculae; the vertical ones left stand out
+    # as coarse, longitudinal streaks
+    coarse = _smooth_noise(rng, shape, (6.0 * s, 1.6 * s))
+    return 0.55 * fine + 0.45 * coarse
 
 
 def render_vertebra(
@@ -112,7 +114,7 @@ def render_vertebra(
     corners = _ramp((1.0 - um**10 - vn**10) / (10 * eu))  # rounded corners
     inside = inside_v * inside_u * corners
     chord = np.sqrt(np.clip(1.0 - 0.97 * um**2, 0.0, None))
-    marrow = 1.0 + 0.13 * texture[win]
+    marrow = 1.0 + 0.22 * texture[win]
     lytic, blastic = spec.sign("lytic"), spec.sign("blastic")
     destruction = spec.sign("cortical_destruction")
     if lytic > 0 or blastic > 0 or destruction > 0:
@@ -209,7 +211,7 @@ def render_ribs_and_pelvis(
         x, y = _grid(win)
         r = np.hypot(x - cx, y - cy)
         fade = np.clip(1.0 - np.hypot(x - px, y - py) / span, 0.0, 1.0) ** 0.5
-        bone[win] += 0.26 * density * _shell(((r - radius) / half_t) ** 2, 0.25, 0.25) * fade
+        bone[win] += 0.32 * density * _shell(((r - radius) / half_t) ** 2, 0.25, 0.25) * fade
     l5 = by_level["L5"]
     for k in range(2):  # left and right ilium, magnified differently
         ex = l5.cx + l5.half_depth * rng.uniform(1.0, 2.5) + k * rng.uniform(-8, 8)
