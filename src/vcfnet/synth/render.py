@@ -6,6 +6,8 @@ low-pass processing) are computed on a coarse grid and upsampled.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
@@ -14,13 +16,27 @@ from vcfnet.synth.anatomy import Vertebra
 from vcfnet.synth.sites import ImagingProfile
 
 COARSE = 8  # coarse grid step (px) for smooth fields
-#: automatic windowing: the spine's 1-99.5 % range widened by these fractions below / above
-#: (real lateral lumbar films are displayed wide: the vertebral body sits near mid-grey)
-WINDOW_PAD = (0.9, 1.0)
-#: relative density of the (osteoporotic) cancellous body; cortices are thin (``render_vertebra``)
-BODY_DENSITY = 0.22
-#: gain of the vendor's finest sharpening (3 px), relative to its unsharp mask
-FINE_SHARPEN = 1.0
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """Global appearance constants of the second-generation generator (every site shares them;
+    the site differences live in :class:`~vcfnet.synth.sites.ImagingProfile`)."""
+
+    #: automatic windowing: the spine's 1-99.5 % range widened by these fractions below / above
+    #: (real lateral lumbar films are displayed wide: the vertebral body sits near mid-grey)
+    window_low: float = 0.9
+    window_high: float = 1.0
+    body_density: float = 0.18  # osteoporotic cancellous body, relative to the cortices' scale
+    cortex: float = 0.35  # thin cortices: walls and endplates
+    marrow_texture: float = 0.22  # contrast of the (coarse, vertical) trabecular pattern
+    clutter: float = 0.09  # fat/muscle/bowel content inhomogeneity (log attenuation)
+    bowel_gas: tuple[float, float] = (0.05, 0.12)  # strength range of the mottled gas bubbles
+    fine_sharpen: float = 0.7  # the vendor's finest (3 px) sharpening, relative to its unsharp mask
+    noise_gain: float = 0.85  # quantum noise relative to the site's photons
+
+
+APPEARANCE = Appearance()
 
 
 def _ramp(x: np.ndarray) -> np.ndarray:
@@ -114,7 +130,7 @@ def render_vertebra(
     corners = _ramp((1.0 - um**10 - vn**10) / (10 * eu))  # rounded corners
     inside = inside_v * inside_u * corners
     chord = np.sqrt(np.clip(1.0 - 0.97 * um**2, 0.0, None))
-    marrow = 1.0 + 0.22 * texture[win]
+    marrow = 1.0 + APPEARANCE.marrow_texture * texture[win]
     lytic, blastic = spec.sign("lytic"), spec.sign("blastic")
     destruction = spec.sign("cortical_destruction")
     if lytic > 0 or blastic > 0 or destruction > 0:
@@ -130,7 +146,7 @@ def render_vertebra(
     scl = spec.sign("sclerosis")
     if scl > 0:
         marrow = marrow + scl * 0.35 * (_ridge(v - top - 0.08, 0.1) + _ridge(bot - v - 0.08, 0.1))
-    body = BODY_DENSITY * density * chord * marrow * inside
+    body = APPEARANCE.body_density * density * chord * marrow * inside
     # cortices: walls seen tangentially, endplates with their projected ring (double contour)
     wc = 1.3 * (1 + 0.3 * scl)
     walls = (
@@ -151,7 +167,9 @@ def render_vertebra(
         * inside_u
         * (1 + 0.4 * scl)
     )
-    cortex = 0.35 * density * (walls + plates) * cortex_keep * (1.0 + 0.15 * texture[win])
+    cortex = (
+        APPEARANCE.cortex * density * (walls + plates) * cortex_keep * (1.0 + 0.15 * texture[win])
+    )
     # osteophytes at the anterior corners, curving towards the disc
     osteo = spec.sign("osteophyte")
     if osteo > 0:
@@ -250,11 +268,28 @@ def soft_tissue(
         ax, ay = depth * rng.uniform(0.2, 0.9), depth * rng.uniform(0.15, 0.6)
         r2 = ((xx - gx) / ax) ** 2 + ((yy - gy) / ay) ** 2
         gas -= rng.uniform(0.08, 0.3) * np.clip(1.2 - r2, 0.0, 1.0)
-    gas = ndimage.gaussian_filter(gas, 1.0)
+    gas = ndimage.gaussian_filter(gas, 1.0) + lung_bases(rng, xx, yy, spine)
     # bowel content and fat/muscle inhomogeneity: low-frequency clutter over everything
-    clutter = 0.09 * _smooth_noise(rng, tissue.shape, 3.0) * thick
+    clutter = APPEARANCE.clutter * _smooth_noise(rng, tissue.shape, 3.0) * thick
     field = _upsample(tissue + gas + clutter, shape)
     return field + bowel_mottle(rng, shape, spine_x, depth)
+
+
+def lung_bases(
+    rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, spine: list[Vertebra]
+) -> np.ndarray:
+    """Log-attenuation deficit (<= 0) of the posterior lung bases on the grid (``xx``, ``yy``): the
+    costophrenic recesses reach down behind T12-L1, the diaphragm rising anteriorly as a dome."""
+    t11, l1 = spine[0], spine[2]
+    depth = t11.half_depth
+    y_recess = rng.uniform(t11.cy, l1.cy + l1.half_height)  # deepest point, behind the spine
+    x_back = t11.cx + depth * rng.uniform(2.0, 4.0)
+    rise = depth * rng.uniform(2.0, 4.0) * ((x_back - xx) / (6 * depth)) ** 2
+    dome = y_recess - rise * (xx < x_back)
+    air = np.clip((dome - yy) / depth, 0.0, 1.0) * np.clip(
+        (xx - t11.cx + 3 * depth) / (4 * depth), 0, 1
+    )
+    return -rng.uniform(0.1, 0.4) * air
 
 
 def bowel_mottle(
@@ -266,11 +301,11 @@ def bowel_mottle(
     step = 3
     ch, cw = -(-h // step), -(-w // step)
     xx = np.arange(cw, dtype=np.float32)[None, :] * step
-    base = _smooth_noise(rng, (ch, cw), 1.2)
+    base = _smooth_noise(rng, (ch, cw), 2.0)
     loops = _smooth_noise(rng, (ch, cw), 6.0)  # where the bowel lies
     bubbles = np.clip(base - 0.6, 0.0, None) * np.clip(loops + 0.3, 0.0, 1.0)
     front = np.clip((spine_x + depth * 1.2 - xx) / (2 * depth), 0.0, 1.0)  # anterior to the canal
-    field = -rng.uniform(0.05, 0.12) * bubbles * front + 0.015 * base
+    field = -rng.uniform(*APPEARANCE.bowel_gas) * bubbles * front + 0.015 * base
     return _upsample(field.astype(np.float32), shape)
 
 
@@ -327,7 +362,7 @@ def detector_image(
     # the signal's blur (aliased noise power)
     noise = _grain(rng, (h, w), profile.noise_grain_px * scale)
     quanta = np.clip(signal, 1e-6, None) / profile.photons
-    signal = signal + np.sqrt(quanta) * noise
+    signal = signal + APPEARANCE.noise_gain * np.sqrt(quanta) * noise
     log = -np.log(np.clip(signal, 1e-5, None))
     # vendor processing: dynamic range compression + unsharp mask
     low = _lowpass(log, 60 * scale)
@@ -336,11 +371,12 @@ def detector_image(
         log
         - profile.range_compress * (low - float(np.median(low)))
         + profile.edge_enhance * (log - mid)
-        + FINE_SHARPEN * profile.edge_enhance * (log - ndimage.uniform_filter(log, 3))
+        + APPEARANCE.fine_sharpen * profile.edge_enhance * (log - ndimage.uniform_filter(log, 3))
     )
     sample = proc[roi] if roi is not None else proc
     lo, hi = np.percentile(sample[::3, ::3], [1.0, 99.5])
-    lo, hi = lo - WINDOW_PAD[0] * (hi - lo), hi + WINDOW_PAD[1] * (hi - lo)
+    pad_lo, pad_hi = APPEARANCE.window_low, APPEARANCE.window_high
+    lo, hi = lo - pad_lo * (hi - lo), hi + pad_hi * (hi - lo)
     out = np.clip((proc - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
     curve = np.linspace(0.0, 1.0, 1025)
     tone = 1.0 / (1.0 + np.exp(-profile.contrast * 4.0 * (curve - 0.5)))
