@@ -27,13 +27,16 @@ class Appearance:
     #: (real lateral lumbar films are displayed wide: the vertebral body sits near mid-grey)
     window_low: float = 0.9
     window_high: float = 1.0
-    body_density: float = 0.18  # osteoporotic cancellous body, relative to the cortices' scale
+    body_density: float = 0.28  # osteoporotic cancellous body, relative to the cortices' scale
     cortex: float = 0.35  # thin cortices: walls and endplates
     marrow_texture: float = 0.22  # contrast of the (coarse, vertical) trabecular pattern
     clutter: float = 0.09  # fat/muscle/bowel content inhomogeneity (log attenuation)
     bowel_gas: tuple[float, float] = (0.05, 0.12)  # strength range of the mottled gas bubbles
     fine_sharpen: float = 0.7  # the vendor's finest (3 px) sharpening, relative to its unsharp mask
-    noise_gain: float = 0.85  # quantum noise relative to the site's photons
+    noise_gain: float = 1.0  # quantum noise relative to the site's photons
+    #: dynamic range compression relative to the site's: enough to flatten the soft tissue, not
+    #: so much that a vertebral body ends up darker than the abdomen in front of it
+    range_compress: float = 0.6
 
 
 APPEARANCE = Appearance()
@@ -212,7 +215,7 @@ def render_ribs_and_pelvis(
 ) -> None:
     """Overlapping lower ribs (near T11-L1) and both iliac wings (near L4-S1), in place."""
     by_level = {v.level: v for v in spine}
-    for _ in range(int(rng.integers(3, 8))):  # the lowest ribs, both sides, cross T11-L2
+    for _ in range(int(rng.integers(3, 7))):  # the lowest ribs, both sides, cross T11-L2
         anchor = by_level[str(rng.choice(["T11", "T12", "T12", "L1", "L1", "L2"]))]
         px = anchor.cx + anchor.half_depth * rng.uniform(0.2, 2.2)
         py = anchor.cy + anchor.half_height * rng.uniform(-1.5, 1.5)
@@ -229,7 +232,7 @@ def render_ribs_and_pelvis(
         x, y = _grid(win)
         r = np.hypot(x - cx, y - cy)
         fade = np.clip(1.0 - np.hypot(x - px, y - py) / span, 0.0, 1.0) ** 0.5
-        bone[win] += 0.32 * density * _shell(((r - radius) / half_t) ** 2, 0.25, 0.25) * fade
+        bone[win] += 0.24 * density * _shell(((r - radius) / half_t) ** 2, 0.25, 0.25) * fade
     l5 = by_level["L5"]
     for k in range(2):  # left and right ilium, magnified differently
         ex = l5.cx + l5.half_depth * rng.uniform(1.0, 2.5) + k * rng.uniform(-8, 8)
@@ -286,9 +289,8 @@ def lung_bases(
     x_back = t11.cx + depth * rng.uniform(2.0, 4.0)
     rise = depth * rng.uniform(2.0, 4.0) * ((x_back - xx) / (6 * depth)) ** 2
     dome = y_recess - rise * (xx < x_back)
-    air = np.clip((dome - yy) / depth, 0.0, 1.0) * np.clip(
-        (xx - t11.cx + 3 * depth) / (4 * depth), 0, 1
-    )
+    behind = np.clip((xx - t11.cx - 0.5 * depth) / (2 * depth), 0.0, 1.0)
+    air = np.clip((dome - yy) / (3 * depth), 0.0, 1.0) * behind
     return -rng.uniform(0.1, 0.4) * air
 
 
@@ -369,7 +371,7 @@ def detector_image(
     mid = _upsample(ndimage.gaussian_filter(log[::2, ::2], 2.0 * scale, truncate=2.5), log.shape)
     proc = (
         log
-        - profile.range_compress * (low - float(np.median(low)))
+        - APPEARANCE.range_compress * profile.range_compress * (low - float(np.median(low)))
         + profile.edge_enhance * (log - mid)
         + APPEARANCE.fine_sharpen * profile.edge_enhance * (log - ndimage.uniform_filter(log, 3))
     )
@@ -419,7 +421,7 @@ def render_radiograph(
         texture[tex_win] = trabecular_texture(rng, (h_t, w_t), scale * 1.2)
     osteoporosis = np.clip((age - 50) / 40, 0, 1) * (1.0 if sex == "F" else 0.6)
     density = (
-        0.4 * profile.bone_contrast * float(rng.uniform(0.85, 1.1)) * (1.0 - 0.35 * osteoporosis)
+        0.48 * profile.bone_contrast * float(rng.uniform(0.85, 1.1)) * (1.0 - 0.35 * osteoporosis)
     )
     for vert in spine:
         render_vertebra(bone, texture, vert, rng, density * float(rng.uniform(0.92, 1.08)))
