@@ -30,7 +30,7 @@ class Appearance:
     body_density: float = 0.28  # osteoporotic cancellous body, relative to the cortices' scale
     cortex: float = 0.35  # thin cortices: walls and endplates
     marrow_texture: float = 0.22  # contrast of the (coarse, vertical) trabecular pattern
-    clutter: float = 0.09  # fat/muscle/bowel content inhomogeneity (log attenuation)
+    clutter: float = 0.08  # fat/muscle/bowel content inhomogeneity (log attenuation)
     bowel_gas: tuple[float, float] = (0.05, 0.12)  # strength range of the mottled gas bubbles
     fine_sharpen: float = 0.7  # the vendor's finest (3 px) sharpening, relative to its unsharp mask
     noise_gain: float = 1.0  # quantum noise relative to the site's photons
@@ -273,7 +273,7 @@ def soft_tissue(
         gas -= rng.uniform(0.08, 0.3) * np.clip(1.2 - r2, 0.0, 1.0)
     gas = ndimage.gaussian_filter(gas, 1.0) + lung_bases(rng, xx, yy, spine)
     # bowel content and fat/muscle inhomogeneity: low-frequency clutter over everything
-    clutter = APPEARANCE.clutter * _smooth_noise(rng, tissue.shape, 3.0) * thick
+    clutter = APPEARANCE.clutter * _smooth_noise(rng, tissue.shape, 4.0) * thick
     field = _upsample(tissue + gas + clutter, shape)
     return field + bowel_mottle(rng, shape, spine_x, depth)
 
