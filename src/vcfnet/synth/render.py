@@ -363,7 +363,8 @@ def detector_image(
     # quantum noise: spread by the same screen but sampled per pixel, so its grain is finer than
     # the signal's blur (aliased noise power)
     noise = _grain(rng, (h, w), profile.noise_grain_px * scale)
-    quanta = np.clip(signal, 1e-6, None) / profile.photons
+    # quanta per pixel grow with the pixel's area: ``photons`` is per pixel at 1280 rows
+    quanta = np.clip(signal, 1e-6, None) * scale**2 / profile.photons
     signal = signal + APPEARANCE.noise_gain * np.sqrt(quanta) * noise
     log = -np.log(np.clip(signal, 1e-5, None))
     # vendor processing: dynamic range compression + unsharp mask

@@ -17,7 +17,7 @@ class ImagingProfile:
     magnification: float = 1.10  # ImagerPixelSpacing / PixelSpacing
     blur_px: float = 0.8  # detector MTF + focal spot blur (sigma, pixels at 1280 rows)
     noise_grain_px: float = 0.0  # correlation length of the quantum noise (sigma, px at 1280 rows)
-    photons: float = 360000.0  # quanta per pixel behind no attenuation (sets quantum noise)
+    photons: float = 360000.0  # quanta per pixel (at 1280 rows) behind no attenuation
     scatter: float = 0.25  # scatter-to-primary ratio
     grid_lines: float = 0.0  # amplitude of anti-scatter grid lines (0 = none)
     edge_enhance: float = 0.6  # unsharp-mask gain of the vendor processing
