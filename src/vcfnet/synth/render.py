@@ -317,6 +317,22 @@ def _upsample(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(img.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
+def _fine_detail(img: np.ndarray) -> np.ndarray:
+    """``img`` minus its 3x3 box mean (H, W), zero on the border rows and columns.
+
+    Two shifted-slice sums per axis: several times cheaper than ``ndimage.uniform_filter``.
+    """
+    rows = img.copy()
+    rows[1:-1] += img[:-2]
+    rows[1:-1] += img[2:]
+    box = rows.copy()
+    box[:, 1:-1] += rows[:, :-2]
+    box[:, 1:-1] += rows[:, 2:]
+    out = np.zeros_like(img)
+    out[1:-1, 1:-1] = img[1:-1, 1:-1] - box[1:-1, 1:-1] / 9.0
+    return out
+
+
 def _lowpass(img: np.ndarray, sigma_px: float) -> np.ndarray:
     """Gaussian low-pass with a large sigma, computed on a coarse grid."""
     step = max(1, int(sigma_px // 3))
@@ -374,7 +390,7 @@ def detector_image(
         log
         - APPEARANCE.range_compress * profile.range_compress * (low - float(np.median(low)))
         + profile.edge_enhance * (log - mid)
-        + APPEARANCE.fine_sharpen * profile.edge_enhance * (log - ndimage.uniform_filter(log, 3))
+        + APPEARANCE.fine_sharpen * profile.edge_enhance * _fine_detail(log)
     )
     sample = proc[roi] if roi is not None else proc
     lo, hi = np.percentile(sample[::3, ::3], [1.0, 99.5])
