@@ -9,10 +9,17 @@ from vcfnet.study.demo import run_study
 
 
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
+def demo_dir(tmp_path_factory, real_samples):
     out = tmp_path_factory.mktemp("demo")
     cfg = DemoConfig(
-        out=out, quick=True, scale=0.03, epochs=1, image_size=32, size="256x320", workers=1
+        out=out,
+        quick=True,
+        scale=0.03,
+        epochs=1,
+        image_size=32,
+        size="256x320",
+        workers=1,
+        samples=real_samples,
     )
     run_study(cfg)
     return out, cfg
@@ -28,6 +35,7 @@ def test_report_has_every_section_and_figure(demo_dir):
         "Table 3",
         "Figure 6",
         "MRMC",
+        "Crops",
         "Training",
         "Model card",
         "SYNTHETIC",
@@ -35,6 +43,7 @@ def test_report_has_every_section_and_figure(demo_dir):
         "Vertebra localiser",
     ):
         assert section in html, section
+    assert "Real crops" in html  # --samples: the real crops beside the synthetic ones
     assert len(re.findall(r'src="data:image/png;base64,', html)) >= 10  # self-contained figures
     for site in ("SITE1", "GZFPH", "WHTH", "HB672H", "PROSPECTIVE"):
         assert site in html
@@ -49,6 +58,7 @@ def test_report_has_every_section_and_figure(demo_dir):
         "localiser/run/checkpoints/best.pt",
         "localiser/metrics.json",
         "localiser/overlay.png",
+        "figures/crops_per_class.png",
     ):
         assert (out / sub).is_file(), sub
 

@@ -169,23 +169,33 @@ def test_every_dicom_reads_and_sites_differ(cohort):
 
 
 def test_monochrome1_stores_bone_dark(cohort):
-    """Vertebral bodies are bright on display; MONOCHROME1 sites store them as low values."""
+    """Vertebral bodies are bright on display; MONOCHROME1 sites store them as low values.
+
+    Judged over a site's boxed bodies: a single body may be overlapped by a rib or bowel gas (as on
+    real films), so most (not every one) must be brighter than the tissue in front; at the test
+    scale a site has only a few boxed bodies.
+    """
     for site in SITES:
-        truth = _csv(cohort / site / "truth.csv")
-        r = truth[0]
-        ds = pydicom.dcmread(cohort / site / "images" / f"{r['image']}.dcm")
-        arr = ds.pixel_array.astype(float)
-        x1, y1, x2, y2 = (
-            int(float(r[k])) for k in ("body_xmin", "body_ymin", "body_xmax", "body_ymax")
-        )
-        inner = arr[
-            y1 + (y2 - y1) // 4 : y2 - (y2 - y1) // 4, x1 + (x2 - x1) // 4 : x2 - (x2 - x1) // 4
-        ].mean()
-        # soft tissue in front of the body
-        w = x2 - x1
-        front = arr[y1:y2, max(0, x1 - w) : max(1, x1 - w // 2)].mean()
-        bright_bone = inner > front
-        assert bright_bone == (ds.PhotometricInterpretation == "MONOCHROME2"), site
+        brighter = []
+        for r in _csv(cohort / site / "truth.csv"):
+            ds = pydicom.dcmread(cohort / site / "images" / f"{r['image']}.dcm")
+            arr = ds.pixel_array.astype(float)
+            x1, y1, x2, y2 = (
+                int(float(r[k])) for k in ("body_xmin", "body_ymin", "body_xmax", "body_ymax")
+            )
+            inner = arr[
+                y1 + (y2 - y1) // 4 : y2 - (y2 - y1) // 4,
+                x1 + (x2 - x1) // 4 : x2 - (x2 - x1) // 4,
+            ].mean()
+            # soft tissue in front of the body
+            w = x2 - x1
+            front = arr[y1:y2, max(0, x1 - w) : max(1, x1 - w // 2)].mean()
+            brighter.append(inner > front)
+        share = float(np.mean(brighter))
+        if ds.PhotometricInterpretation == "MONOCHROME2":
+            assert share > 0.5, (site, share)
+        else:
+            assert share < 0.5, (site, share)
 
 
 def test_boxes_surround_their_vertebra(cohort):

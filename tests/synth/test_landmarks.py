@@ -55,7 +55,9 @@ def test_points_sit_on_the_drawn_endplate_edges(renders):
     true, inside, outside = (np.asarray(res[k]) for k in ("true", "inside", "outside"))
     assert len(true) > 12 * 6 * 6
     assert (true > 0).mean() > 0.97
-    assert np.median(true) > 0.1
+    # display contrast: the second-generation films are windowed wide and low-contrast like real
+    # ones (a real crop's intensity SD is ~0.08), so an endplate step of 0.05+ is a strong edge
+    assert np.median(true) > 0.05
     assert np.median(true) > 5 * abs(np.median(inside))
     assert np.median(true) > 5 * abs(np.median(outside))
 

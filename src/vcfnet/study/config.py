@@ -112,6 +112,14 @@ class DemoConfig:
             "help": "share of the external sites read by the simulated radiologists (paper: 0.3)"
         },
     )
+    samples: Path | None = field(
+        default=None,
+        metadata={
+            "help": "real crops (ImageFolder: Acute/, Chronic/, Pathologic/) shown beside the "
+            "synthetic ones in the report; only read",
+            "metavar": "DIR",
+        },
+    )
     workers: int = field(default=0, metadata={"help": "worker processes (0 = all cores)"})
     open: bool = field(
         default=False, metadata={"help": "open the report in a web browser at the end"}

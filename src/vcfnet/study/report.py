@@ -23,6 +23,7 @@ from vcfnet.study import paper
 from vcfnet.study.budget import read_choice
 from vcfnet.study.config import PAPER_DATASETS, SYNTHETIC_NOTICE, DemoConfig, DemoPaths
 from vcfnet.study.localiser import localiser_section
+from vcfnet.synth.figures import class_figure
 
 _PCT_COLUMNS = ("accuracy", "sensitivity", "specificity", "precision", "f1", "ppv", "npv")
 _ROLE_ORDER = {"development": 0, "external": 1, "prospective": 2}
@@ -183,6 +184,22 @@ def _table1_section(
     report.table(paper.table1(), caption="The paper's Table 1", digits=2)
 
 
+def _crops_section(report: Report, paths: DemoPaths, cfg: DemoConfig) -> None:
+    """Synthetic development-site crops per class, beside real ones when ``cfg.samples`` has them."""
+    site = "SITE1"
+    if not (paths.cohort / site / "truth.csv").is_file():
+        return
+    samples = cfg.samples if cfg.samples is not None and Path(cfg.samples).is_dir() else None
+    png = class_figure(paths.cohort, samples, paths.root / "figures" / "crops_per_class.png", n=5)
+    report.heading("Crops")
+    report.figure(
+        png,
+        f"{'Real crops (' + str(samples) + ') beside synthetic' if samples else 'Synthetic'} "
+        f"{site} crops per class, cut as 'vcfnet prepare' cuts them",
+        wide=True,
+    )
+
+
 def _training_section(report: Report, paths: DemoPaths) -> None:
     """Training curves and the model card."""
     card_path = paths.run / "model_card.md"
@@ -284,6 +301,7 @@ def build_demo_report(paths: DemoPaths, cfg: DemoConfig, roles: Mapping[str, str
     report = Report("vcfnet: the multicenter VCF study, reproduced on a synthetic cohort")
     _header_section(report, paths, cfg)
     _table1_section(report, paths, sites, roles)
+    _crops_section(report, paths, cfg)
     _training_section(report, paths)
     _table2_section(report, paths, sites, roles)
     _table3_section(report, paths, cfg)

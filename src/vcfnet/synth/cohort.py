@@ -123,7 +123,7 @@ _GIVEN = (
     "GANG",
     "HUI",
 )
-_STRENGTH = 1.0  # global multiplier of sign strengths (difficulty calibration)
+_STRENGTH = 1.4  # global multiplier of sign strengths (difficulty calibration)
 
 
 @dataclass

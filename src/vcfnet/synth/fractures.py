@@ -72,7 +72,7 @@ SIGNS: dict[str, dict[str, tuple[float, float, float]]] = {
         "pathologic": (0.50, 0.08, 0.22),
     },
     "lytic": {
-        "acute": (0.08, 0.15, 0.35),
+        "acute": (0.04, 0.15, 0.35),
         "chronic": (0.05, 0.1, 0.25),
         "pathologic": (0.70, 0.35, 0.85),
     },

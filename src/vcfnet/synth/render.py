@@ -6,6 +6,8 @@ low-pass processing) are computed on a coarse grid and upsampled.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
@@ -14,6 +16,30 @@ from vcfnet.synth.anatomy import Vertebra
 from vcfnet.synth.sites import ImagingProfile
 
 COARSE = 8  # coarse grid step (px) for smooth fields
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """Global appearance constants of the second-generation generator (every site shares them;
+    the site differences live in :class:`~vcfnet.synth.sites.ImagingProfile`)."""
+
+    #: automatic windowing: the spine's 1-99.5 % range widened by these fractions below / above
+    #: (real lateral lumbar films are displayed wide: the vertebral body sits near mid-grey)
+    window_low: float = 0.9
+    window_high: float = 1.0
+    body_density: float = 0.28  # osteoporotic cancellous body, relative to the cortices' scale
+    cortex: float = 0.35  # thin cortices: walls and endplates
+    marrow_texture: float = 0.22  # contrast of the (coarse, vertical) trabecular pattern
+    clutter: float = 0.08  # fat/muscle/bowel content inhomogeneity (log attenuation)
+    bowel_gas: tuple[float, float] = (0.05, 0.12)  # strength range of the mottled gas bubbles
+    fine_sharpen: float = 0.7  # the vendor's finest (3 px) sharpening, relative to its unsharp mask
+    noise_gain: float = 1.0  # quantum noise relative to the site's photons
+    #: dynamic range compression relative to the site's: enough to flatten the soft tissue, not
+    #: so much that a vertebral body ends up darker than the abdomen in front of it
+    range_compress: float = 0.6
+
+
+APPEARANCE = Appearance()
 
 
 def _ramp(x: np.ndarray) -> np.ndarray:
@@ -53,14 +79,25 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma) -> np
     return f / (f.std() + 1e-6)
 
 
+def _grain(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Unit-variance noise (H, W) correlated over ``sigma`` px (white when ``sigma`` is ~0)."""
+    noise = rng.standard_normal(shape, dtype=np.float32)
+    if sigma < 0.2:
+        return noise
+    noise = ndimage.gaussian_filter(noise, sigma, truncate=2.5)
+    return noise / (float(noise[::7, ::7].std()) + 1e-6)
+
+
 def trabecular_texture(
     rng: np.random.Generator, shape: tuple[int, int], scale: float
 ) -> np.ndarray:
     """Zero-mean band-passed texture with vertical trabeculae dominant (osteoporotic pattern)."""
     s = max(0.6, scale)
     fine = _smooth_noise(rng, shape, (1.5 * s, 0.6 * s))
-    coarse = _smooth_noise(rng, shape, (5.0 * s, 3.0 * s))
-    return 0.85 * fine + 0.15 * coarse
+    # osteoporosis thins and loses the horizontal trabeculae; the vertical ones left stand out
+    # as coarse, longitudinal streaks
+    coarse = _smooth_noise(rng, shape, (6.0 * s, 1.6 * s))
+    return 0.55 * fine + 0.45 * coarse
 
 
 def render_vertebra(
@@ -87,14 +124,16 @@ def render_vertebra(
     gap = 1.0 - 0.8 * _ridge(u - spec.step_u, 0.06) if spec.sign("endplate_step") > 0 else 1.0
     # walls: anterior buckle (angular kink), posterior bulge (convex, pathologic)
     u_ant, u_post = vert.walls(v)
-    inside_v = _ramp((v - top) / ev) * _ramp((bot - v) / ev)
-    inside_u = _ramp((u - u_ant) / eu) * _ramp((u_post - u) / eu)
+    # the two halves of the body project a little apart (beam divergence, slight rotation), so the
+    # outline is soft: ramps over ~3 px rather than one
+    inside_v = _ramp((v - top) / (3 * ev)) * _ramp((bot - v) / (3 * ev))
+    inside_u = _ramp((u - u_ant) / (3 * eu)) * _ramp((u_post - u) / (3 * eu))
     um = (u - (u_ant + u_post) / 2) / ((u_post - u_ant) / 2)
     vn = (v - (top + bot) / 2) / np.maximum((bot - top) / 2, 0.05)
     corners = _ramp((1.0 - um**10 - vn**10) / (10 * eu))  # rounded corners
     inside = inside_v * inside_u * corners
     chord = np.sqrt(np.clip(1.0 - 0.97 * um**2, 0.0, None))
-    marrow = 1.0 + 0.13 * texture[win]
+    marrow = 1.0 + APPEARANCE.marrow_texture * texture[win]
     lytic, blastic = spec.sign("lytic"), spec.sign("blastic")
     destruction = spec.sign("cortical_destruction")
     if lytic > 0 or blastic > 0 or destruction > 0:
@@ -110,12 +149,14 @@ def render_vertebra(
     scl = spec.sign("sclerosis")
     if scl > 0:
         marrow = marrow + scl * 0.35 * (_ridge(v - top - 0.08, 0.1) + _ridge(bot - v - 0.08, 0.1))
-    body = 0.3 * density * chord * marrow * inside
+    body = APPEARANCE.body_density * density * chord * marrow * inside
     # cortices: walls seen tangentially, endplates with their projected ring (double contour)
     wc = 1.3 * (1 + 0.3 * scl)
     walls = (
-        _ridge((u - u_ant) / eu, wc) * (0.7 + 0.5 * spec.sign("anterior_buckle") * 5)
-        + _ridge((u - u_post) / eu, wc) * 0.6
+        _ridge((u - u_ant) / eu, wc) * (0.55 + 0.5 * spec.sign("anterior_buckle") * 5)
+        + _ridge((u - u_post) / eu, wc) * 0.55
+        # the far side's posterior wall, projected a little behind (the contralateral shadow)
+        + _ridge((u - u_post - 1.5 * vert.rim_offset) / eu, 1.5 * wc) * 0.2
     ) * inside_v
     ring = vert.rim_offset * np.sqrt(np.clip(1.0 - um**2, 0.0, None))
     we = 1.1 * (1 + 0.6 * scl)
@@ -129,7 +170,9 @@ def render_vertebra(
         * inside_u
         * (1 + 0.4 * scl)
     )
-    cortex = 0.5 * density * (walls + plates) * cortex_keep * (1.0 + 0.35 * texture[win])
+    cortex = (
+        APPEARANCE.cortex * density * (walls + plates) * cortex_keep * (1.0 + 0.15 * texture[win])
+    )
     # osteophytes at the anterior corners, curving towards the disc
     osteo = spec.sign("osteophyte")
     if osteo > 0:
@@ -140,7 +183,7 @@ def render_vertebra(
         spur = (
             _ramp((thick - np.abs(v - top_c)) / ev) + _ramp((thick - np.abs(v - bot_c)) / ev)
         ) * tip
-        cortex = cortex + 0.8 * density * spur
+        cortex = cortex + 0.4 * density * ndimage.gaussian_filter(spur, 1.0)
     bone[win] += body + cortex
 
 
@@ -172,8 +215,8 @@ def render_ribs_and_pelvis(
 ) -> None:
     """Overlapping lower ribs (near T11-L1) and both iliac wings (near L4-S1), in place."""
     by_level = {v.level: v for v in spine}
-    for _ in range(int(rng.integers(2, 5))):
-        anchor = by_level[str(rng.choice(["T11", "T12", "L1"]))]
+    for _ in range(int(rng.integers(3, 7))):  # the lowest ribs, both sides, cross T11-L2
+        anchor = by_level[str(rng.choice(["T11", "T12", "T12", "L1", "L1", "L2"]))]
         px = anchor.cx + anchor.half_depth * rng.uniform(0.2, 2.2)
         py = anchor.cy + anchor.half_height * rng.uniform(-1.5, 1.5)
         radius = anchor.half_depth * rng.uniform(6, 12)
@@ -189,7 +232,7 @@ def render_ribs_and_pelvis(
         x, y = _grid(win)
         r = np.hypot(x - cx, y - cy)
         fade = np.clip(1.0 - np.hypot(x - px, y - py) / span, 0.0, 1.0) ** 0.5
-        bone[win] += 0.22 * density * _shell(((r - radius) / half_t) ** 2, 0.35, 0.3) * fade
+        bone[win] += 0.24 * density * _shell(((r - radius) / half_t) ** 2, 0.25, 0.25) * fade
     l5 = by_level["L5"]
     for k in range(2):  # left and right ilium, magnified differently
         ex = l5.cx + l5.half_depth * rng.uniform(1.0, 2.5) + k * rng.uniform(-8, 8)
@@ -228,17 +271,66 @@ def soft_tissue(
         ax, ay = depth * rng.uniform(0.2, 0.9), depth * rng.uniform(0.15, 0.6)
         r2 = ((xx - gx) / ax) ** 2 + ((yy - gy) / ay) ** 2
         gas -= rng.uniform(0.08, 0.3) * np.clip(1.2 - r2, 0.0, 1.0)
-    gas = ndimage.gaussian_filter(gas, 1.0)
+    gas = ndimage.gaussian_filter(gas, 1.0) + lung_bases(rng, xx, yy, spine)
     # bowel content and fat/muscle inhomogeneity: low-frequency clutter over everything
-    clutter = 0.04 * _smooth_noise(rng, tissue.shape, 2.5) * thick
-    field = tissue + gas + clutter
-    return _upsample(field, shape)
+    clutter = APPEARANCE.clutter * _smooth_noise(rng, tissue.shape, 4.0) * thick
+    field = _upsample(tissue + gas + clutter, shape)
+    return field + bowel_mottle(rng, shape, spine_x, depth)
+
+
+def lung_bases(
+    rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, spine: list[Vertebra]
+) -> np.ndarray:
+    """Log-attenuation deficit (<= 0) of the posterior lung bases on the grid (``xx``, ``yy``): the
+    costophrenic recesses reach down behind T12-L1, the diaphragm rising anteriorly as a dome."""
+    t11, l1 = spine[0], spine[2]
+    depth = t11.half_depth
+    y_recess = rng.uniform(t11.cy, l1.cy + l1.half_height)  # deepest point, behind the spine
+    x_back = t11.cx + depth * rng.uniform(2.0, 4.0)
+    rise = depth * rng.uniform(2.0, 4.0) * ((x_back - xx) / (6 * depth)) ** 2
+    dome = y_recess - rise * (xx < x_back)
+    behind = np.clip((xx - t11.cx - 0.5 * depth) / (2 * depth), 0.0, 1.0)
+    air = np.clip((dome - yy) / (3 * depth), 0.0, 1.0) * behind
+    return -rng.uniform(0.1, 0.4) * air
+
+
+def bowel_mottle(
+    rng: np.random.Generator, shape: tuple[int, int], spine_x: float, depth: float
+) -> np.ndarray:
+    """Stool and small gas bubbles (H, W): a mottled, mid-frequency log-attenuation pattern over
+    the abdomen, overlying the vertebral bodies as the colon does on a lateral film."""
+    h, w = shape
+    step = 3
+    ch, cw = -(-h // step), -(-w // step)
+    xx = np.arange(cw, dtype=np.float32)[None, :] * step
+    base = _smooth_noise(rng, (ch, cw), 2.0)
+    loops = _smooth_noise(rng, (ch, cw), 6.0)  # where the bowel lies
+    bubbles = np.clip(base - 0.6, 0.0, None) * np.clip(loops + 0.3, 0.0, 1.0)
+    front = np.clip((spine_x + depth * 1.2 - xx) / (2 * depth), 0.0, 1.0)  # anterior to the canal
+    field = -rng.uniform(*APPEARANCE.bowel_gas) * bubbles * front + 0.015 * base
+    return _upsample(field.astype(np.float32), shape)
 
 
 def _upsample(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of a float field to ``shape`` (H, W)."""
     img = Image.fromarray(np.ascontiguousarray(coarse, dtype=np.float32), mode="F")
     return np.asarray(img.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def _fine_detail(img: np.ndarray) -> np.ndarray:
+    """``img`` minus its 3x3 box mean (H, W), zero on the border rows and columns.
+
+    Two shifted-slice sums per axis: several times cheaper than ``ndimage.uniform_filter``.
+    """
+    rows = img.copy()
+    rows[1:-1] += img[:-2]
+    rows[1:-1] += img[2:]
+    box = rows.copy()
+    box[:, 1:-1] += rows[:, :-2]
+    box[:, 1:-1] += rows[:, 2:]
+    out = np.zeros_like(img)
+    out[1:-1, 1:-1] = img[1:-1, 1:-1] - box[1:-1, 1:-1] / 9.0
+    return out
 
 
 def _lowpass(img: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -276,27 +368,34 @@ def detector_image(
     h, w = mu.shape
     primary = np.exp(-mu)
     ys = np.linspace(-1.0, 1.0, h, dtype=np.float32)[:, None]
-    primary *= 1.0 - 0.12 * ys  # heel effect
+    primary *= 1.0 - 0.12 * ys  # heel effect: less output on the anode side (top)
     if profile.grid_lines > 0:
         xs = np.arange(w, dtype=np.float32)[None, :]
         primary *= 1.0 - profile.grid_lines * (0.5 + 0.5 * np.cos(2 * np.pi * xs / 2.7))
-    signal = primary + profile.scatter * _lowpass(primary, 60 * scale)
-    # quantum noise, then the detector's blur (which also softens the noise grain)
-    noise = rng.standard_normal((h, w), dtype=np.float32)
-    signal = signal + np.sqrt(np.clip(signal, 1e-6, None) / profile.photons) * noise
-    signal = ndimage.gaussian_filter(signal, (1.1 + profile.blur_px) * scale, truncate=3.0)
+    # scatter: a broad halo of the primary (scatter-to-primary ratio), mostly low frequency
+    signal = primary + profile.scatter * _lowpass(primary, 40 * scale)
+    # detector MTF (screen/scintillator light spread, focal spot) on the signal
+    signal = ndimage.gaussian_filter(signal, profile.blur_px * scale, truncate=2.5)
+    # quantum noise: spread by the same screen but sampled per pixel, so its grain is finer than
+    # the signal's blur (aliased noise power)
+    noise = _grain(rng, (h, w), profile.noise_grain_px * scale)
+    # quanta per pixel grow with the pixel's area: ``photons`` is per pixel at 1280 rows
+    quanta = np.clip(signal, 1e-6, None) * scale**2 / profile.photons
+    signal = signal + APPEARANCE.noise_gain * np.sqrt(quanta) * noise
     log = -np.log(np.clip(signal, 1e-5, None))
     # vendor processing: dynamic range compression + unsharp mask
     low = _lowpass(log, 60 * scale)
     mid = _upsample(ndimage.gaussian_filter(log[::2, ::2], 2.0 * scale, truncate=2.5), log.shape)
     proc = (
         log
-        - profile.range_compress * (low - float(np.median(low)))
+        - APPEARANCE.range_compress * profile.range_compress * (low - float(np.median(low)))
         + profile.edge_enhance * (log - mid)
+        + APPEARANCE.fine_sharpen * profile.edge_enhance * _fine_detail(log)
     )
     sample = proc[roi] if roi is not None else proc
     lo, hi = np.percentile(sample[::3, ::3], [1.0, 99.5])
-    lo, hi = lo - 0.6 * (hi - lo), hi + 0.3 * (hi - lo)
+    pad_lo, pad_hi = APPEARANCE.window_low, APPEARANCE.window_high
+    lo, hi = lo - pad_lo * (hi - lo), hi + pad_hi * (hi - lo)
     out = np.clip((proc - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
     curve = np.linspace(0.0, 1.0, 1025)
     tone = 1.0 / (1.0 + np.exp(-profile.contrast * 4.0 * (curve - 0.5)))
@@ -339,7 +438,7 @@ def render_radiograph(
         texture[tex_win] = trabecular_texture(rng, (h_t, w_t), scale * 1.2)
     osteoporosis = np.clip((age - 50) / 40, 0, 1) * (1.0 if sex == "F" else 0.6)
     density = (
-        0.4 * profile.bone_contrast * float(rng.uniform(0.85, 1.1)) * (1.0 - 0.35 * osteoporosis)
+        0.48 * profile.bone_contrast * float(rng.uniform(0.85, 1.1)) * (1.0 - 0.35 * osteoporosis)
     )
     for vert in spine:
         render_vertebra(bone, texture, vert, rng, density * float(rng.uniform(0.92, 1.08)))
