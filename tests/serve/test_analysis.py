@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 
 import httpx
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
-from tests.serve.conftest import login, png_bytes, put_boxes, upload
+from tests.serve.conftest import dispose, login, make_settings, png_bytes, put_boxes, upload
+from vcfnet.serve.app import create_app
 from vcfnet.serve.ml import model_service
 
 
@@ -48,6 +51,20 @@ def test_model_is_loaded_once_per_process(app, tiny_run_dir):
     service = model_service(tiny_run_dir)
     assert app.state.vcfnet.models is service
     assert service.predictor() is service.predictor()
+
+
+def test_model_is_loaded_and_its_backend_chosen_at_start_up(tmp_path, tiny_run_dir):
+    """The server loads the model (timing the backends under --backend auto) before its first
+    request, not on the first analysis."""
+    run_dir = shutil.copytree(tiny_run_dir, tmp_path / "run")  # a service no other test loaded
+    app = create_app(make_settings(tmp_path / "data", run_dir))
+    try:
+        assert not app.state.vcfnet.models.is_loaded
+        with TestClient(app):  # runs the lifespan, like uvicorn
+            assert app.state.vcfnet.models.is_loaded
+            assert app.state.vcfnet.models.info()["backend"]
+    finally:
+        dispose(app)
 
 
 def test_eight_parallel_analyses_equal_sequential(app):

@@ -7,6 +7,7 @@ the pseudonym key is resolved. The model is loaded once per process on first use
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -128,13 +129,25 @@ def make_job_runner(state: AppState) -> JobRunner:
 
 @asynccontextmanager
 async def run_jobs(app: FastAPI):
-    """Job workers run while the server does (uvicorn runs this in every worker process)."""
+    """The model loaded (its fastest backend chosen) before the first request, and job workers
+    running while the server does (uvicorn runs this in every worker process)."""
     runner = app.state.vcfnet.jobs
+    await asyncio.to_thread(load_model_now, app.state.vcfnet.models)
     runner.start()
     try:
         yield
     finally:
         runner.stop()
+
+
+def load_model_now(models: ml.ModelService) -> None:
+    """Load the model at start-up; a broken one is logged here and answered 503 per request."""
+    if not models.available:
+        return
+    try:
+        models.predictor()
+    except (*ml.error_types(), OSError) as exc:
+        log.error("the model could not be loaded: %s", str(exc).splitlines()[0])
 
 
 def sweep_orphan_files(factory, storage: Storage, scratch: Path) -> None:

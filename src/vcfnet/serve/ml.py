@@ -78,6 +78,10 @@ class ModelService:
     def available(self) -> bool:
         return self.model_path is not None
 
+    @property
+    def is_loaded(self) -> bool:
+        return self._predictor is not None
+
     def predictor(self):
         if self.model_path is None:
             raise ModelUnavailableError(
