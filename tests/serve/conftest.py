@@ -191,3 +191,13 @@ def put_boxes(client: TestClient, case_id: int, boxes=BOXES):
         json={"boxes": boxes},
         headers={"X-CSRF-Token": client.csrf},
     )
+
+
+def sqlite_rows_text(db, skip_tables: tuple[str, ...] = ()) -> str:
+    """Every row of every table of a SQLite database (but ``skip_tables``) as one string, for
+    grepping it for patient data."""
+    from sqlalchemy import text
+
+    query = text("SELECT name FROM sqlite_master WHERE type='table'")
+    tables = [r[0] for r in db.execute(query) if r[0] not in skip_tables]
+    return " ".join(str(r) for t in tables for r in db.execute(text(f'SELECT * FROM "{t}"')))

@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -43,13 +44,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory, tiny_run_dir) -> Iterator[SimpleNamespace]:
-    """The platform served by uvicorn on 127.0.0.1 in a background thread: ``url`` and ``app``."""
+@contextmanager
+def serving(app) -> Iterator[SimpleNamespace]:
+    """``app`` served by uvicorn on 127.0.0.1 in a background thread: ``url`` and ``app``."""
     import uvicorn
 
-    app = create_app(serve.make_settings(tmp_path_factory.mktemp("browser"), tiny_run_dir))
-    serve.add_users(app)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
@@ -60,9 +59,20 @@ def live_server(tmp_path_factory, tiny_run_dir) -> Iterator[SimpleNamespace]:
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", app=app)
-    server.should_exit = True
-    thread.join(WAIT_S)
+    try:
+        yield SimpleNamespace(url=f"http://127.0.0.1:{port}", app=app)
+    finally:
+        server.should_exit = True
+        thread.join(WAIT_S)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory, tiny_run_dir) -> Iterator[SimpleNamespace]:
+    """The platform (SQLite in a tmp folder, the tiny model) served on loopback."""
+    app = create_app(serve.make_settings(tmp_path_factory.mktemp("browser"), tiny_run_dir))
+    serve.add_users(app)
+    with serving(app) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@ moves one with the keyboard, saves, and the audit log says what was suggested an
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -13,12 +11,11 @@ import pytest
 from tests.serve import conftest as serve
 from tests.serve.suggest_fixtures import FakeLocaliser, untrained_localiser
 from tests.serve.test_browser import (  # noqa: F401  (driver, browser: fixtures)
-    WAIT_S,
     browser,
     css,
     driver,
-    free_port,
     login,
+    serving,
     status_text,
     submit,
     viewer_ready,
@@ -34,27 +31,14 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory, tiny_run_dir) -> Iterator[SimpleNamespace]:
     """As test_browser's, with a localiser configured (answering FakeLocaliser's bodies)."""
-    import uvicorn
-
     root = tmp_path_factory.mktemp("browser-suggest")
     loc = untrained_localiser(root / "loc")
     app = create_app(serve.make_settings(root, tiny_run_dir, localiser_path=loc))
     serve.add_users(app)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(suggest.LocaliserService, "get", lambda self: FakeLocaliser())
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + WAIT_S
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        yield SimpleNamespace(url=f"http://127.0.0.1:{port}", app=app)
-        server.should_exit = True
-        thread.join(WAIT_S)
+        with serving(app) as server:
+            yield server
 
 
 def _rows(page) -> list[list[str]]:

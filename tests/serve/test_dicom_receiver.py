@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from tests.io.dicom_fixtures import FAKE_IDENTITY, write_dicom
-from tests.serve.conftest import PASSWORD, make_settings
+from tests.serve.conftest import PASSWORD, make_settings, sqlite_rows_text
 from vcfnet.errors import ConfigError
 from vcfnet.serve import crud
 from vcfnet.serve.app import build_state
@@ -115,10 +115,7 @@ def test_received_radiograph_becomes_a_deidentified_case(receiver, tmp_path):
     assert [a for a, _ in actions(receiver)].count("dicom.duplicate") == 1
     # no identity string in any row or any file of the data folder (database and WAL included)
     with receiver.session_factory() as db:
-        tables = [
-            r[0] for r in db.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))
-        ]
-        rows = " ".join(str(r) for t in tables for r in db.execute(text(f'SELECT * FROM "{t}"')))
+        rows = sqlite_rows_text(db)
     data_dir = Path(receiver.settings.data_dir)
     files = [p.read_bytes() for p in data_dir.rglob("*") if p.is_file()]
     assert any(p.suffix == ".png" for p in data_dir.rglob("*"))
@@ -167,15 +164,7 @@ def test_original_uids_only_in_the_mapping_table(receiver, tmp_path):
             ds.StudyInstanceUID,
             ds.SOPInstanceUID,
         )
-        tables = [
-            r[0] for r in db.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))
-        ]
-        rows = " ".join(
-            str(r)
-            for t in tables
-            if t != "pacs_origins"
-            for r in db.execute(text(f'SELECT * FROM "{t}"'))
-        )
+        rows = sqlite_rows_text(db, ("pacs_origins",))
     for uid in (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID):
         assert uid not in rows
     files = [p for p in Path(receiver.settings.data_dir).rglob("*") if p.is_file()]

@@ -21,7 +21,15 @@ from sqlalchemy import select, text
 from tests.conftest import require_or_skip
 from tests.io.dicom_fixtures import FAKE_IDENTITY, write_dicom
 from tests.serve import orthanc as orthanc_mod
-from tests.serve.conftest import PASSWORD, add_users, dispose, login, make_settings, put_boxes
+from tests.serve.conftest import (
+    PASSWORD,
+    add_users,
+    dispose,
+    login,
+    make_settings,
+    put_boxes,
+    sqlite_rows_text,
+)
 from vcfnet.serve import crud, pacs, pacs_send
 from vcfnet.serve.app import create_app
 from vcfnet.serve.dicom_receiver import DicomReceiver
@@ -218,15 +226,7 @@ def assert_no_phi_outside_the_mapping(state, original, accession: str) -> None:
     uids = [original.StudyInstanceUID, original.SeriesInstanceUID, original.SOPInstanceUID]
     phi = [*uids, *FAKE_IDENTITY.values(), accession]
     with state.session_factory() as db:
-        tables = [
-            r[0] for r in db.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))
-        ]
-        rows = " ".join(
-            str(r)
-            for t in tables
-            if t != "pacs_origins"
-            for r in db.execute(text(f'SELECT * FROM "{t}"'))
-        )
+        rows = sqlite_rows_text(db, ("pacs_origins",))
     files = [p for p in Path(state.settings.data_dir).rglob("*") if p.is_file()]
     blobs = [p.read_bytes() for p in files if not p.name.startswith("vcfnet.db")]
     assert any(p.suffix == ".png" for p in files)
