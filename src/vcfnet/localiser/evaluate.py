@@ -44,6 +44,9 @@ class EvaluateLocaliserConfig:
         default=Path("localiser-eval"), metadata={"help": "output folder", "metavar": "DIR"}
     )
     threshold: float = field(default=0.3, metadata={"help": "centre heatmap threshold"})
+    refine: bool = field(
+        default=True, metadata={"help": "use the checkpoint's refine stage (if it has one)"}
+    )
 
 
 @dataclass
@@ -76,7 +79,7 @@ def evaluate_localiser(cfg: EvaluateLocaliserConfig) -> list[SiteResult]:
     films = read_films([*cfg.data, *([cfg.points] if cfg.points else [])], cfg.images)
     if [s.lower() for s in cfg.sites] != ["all"]:
         films = [f for f in films if f.site in cfg.sites]
-    localiser = Localiser(cfg.model, threshold=cfg.threshold)
+    localiser = Localiser(cfg.model, threshold=cfg.threshold, refine=cfg.refine)
     return evaluate_films(localiser, films)
 
 
@@ -88,7 +91,7 @@ def _f(v, pct: bool = False) -> str:
 
 TABLE_HEADER = (
     "site", "films", "bodies", "recall@0.5", "precision@0.5", "level acc.", "point err. px",
-    "point err. mm", "point err. % height", "Genant κ (linear)", "s/film",
+    "point err. mm", "point err. % height", "Genant κ (linear)", "κ (quadratic)", "s/film",
 )  # fmt: skip
 
 
@@ -101,7 +104,8 @@ def table_rows(results: Sequence[SiteResult]) -> list[list[str]]:
             [
                 r.site, str(m.films), str(m.bodies), _f(m.recall, True), _f(m.precision, True),
                 _f(m.level_accuracy, True), _f(m.point_error_px), _f(m.point_error_mm),
-                _f(m.point_error_pct), _f(m.genant_kappa), f"{r.seconds_per_film:.3f}",
+                _f(m.point_error_pct), _f(m.genant_kappa), _f(m.genant_kappa_quadratic),
+                f"{r.seconds_per_film:.3f}",
             ]
         )  # fmt: skip
     return rows
