@@ -107,9 +107,9 @@ class LocaliserMetrics:
     point_error_pct: float  # median, % of the body's mean height
     point_error_pct_p90: float
     genant_kappa: float | None  # linear-weighted (the headline figure: docs/localisation.md)
-    genant_kappa_quadratic: float | None
     genant_exact: float | None
     graded_bodies: int
+    genant_kappa_quadratic: float | None = None  # beside the linear one (older files lack it)
 
     def to_dict(self) -> dict:
         return asdict(self)

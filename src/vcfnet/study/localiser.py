@@ -29,7 +29,7 @@ from vcfnet.study.config import DemoConfig
 QUICK = {"width": 8, "epochs": 8, "steps_per_epoch": 8, "batch_size": 4, "input_size": "128x160",
          "max_films": 48, "refine_steps": 0}  # fmt: skip
 DEFAULT = {"width": 8, "epochs": 14, "steps_per_epoch": 10, "batch_size": 4, "max_films": 160,
-           "refine_steps": 120, "refine_width": 8}  # fmt: skip
+           "refine_steps": 60, "refine_width": 8, "refine_batch_size": 16}  # fmt: skip
 
 
 def localiser_config(cfg: DemoConfig, cohort: Path, out: Path, site: str) -> LocaliserConfig:
