@@ -91,9 +91,13 @@ def test_refine_stage_round_trips_in_the_checkpoint_and_onnx(refined_run: Path, 
     loc = Localiser(refined_run)
     assert loc.refiner is not None and loc.refiner.spec == RefineSpec(crop=32, width=8)
     assert Localiser(refined_run, refine=False).use_refiner is False
+    from vcfnet.models.artifact import load_checkpoint
+
+    assert loc.model_hash != load_checkpoint(refined_run / "checkpoints" / "best.pt").model_hash
     out = export_localiser_onnx(refined_run, tmp_path / "loc.onnx")
     assert refiner_onnx_path(out).is_file()
     onnx_loc = Localiser(out)
+    assert onnx_loc.model_hash == loc.model_hash  # both stages' weights, in either runtime
     rng = np.random.default_rng(0)
     film, body = _film(rng)
     a = Body(0, body.box.copy(), body.points.copy())

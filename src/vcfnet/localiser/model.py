@@ -7,6 +7,7 @@ its input spec (input height/width, stride, regression scale, mean/std, levels) 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -94,11 +95,15 @@ class Localiser:
 
             try:
                 self.refiner = load_refiner_payload(ckpt.extra[REFINER_KEY])
+                refiner_hash = str(ckpt.extra[REFINER_KEY]["hash"])
             except (KeyError, RuntimeError, TypeError, ValueError) as exc:
                 raise CheckpointError(
                     f"{self.path}: its refine stage does not load ({exc}); retrain it with "
                     "vcfnet train-localiser --refine-steps N"
                 ) from exc
+            # outputs name both stages' weights (the ONNX export carries this hash too)
+            both = f"{self.model_hash}+{refiner_hash}".encode()
+            self.model_hash = hashlib.sha256(both).hexdigest()
 
     def _load_onnx(self) -> None:
         import onnxruntime as ort
