@@ -33,6 +33,7 @@ def loc(cohort: Path) -> Path:
     run = cohort.parent / "loc"
     args = ["-q", "train-localiser", "--data", str(cohort), "--out", str(run), "--width", "8"]
     args += ["--input-size", "128x160", "--epochs", "2", "--steps-per-epoch", "2"]
+    args += ["--refine-steps", "2", "--refine-width", "8", "--refine-crop", "32"]
     assert main([*args, "--batch-size", "2", "--val-fraction", "0.2"]) == 0
     return run
 
@@ -50,6 +51,8 @@ def test_train_localiser_writes_a_self_contained_run(loc: Path):
     assert [r["epoch"] for r in rows] == ["1", "2"]
     spec = Localiser(loc).spec
     assert (spec.input_h, spec.input_w, spec.levels[0], spec.levels[-1]) == (160, 128, "T11", "S1")
+    refiner = Localiser(loc).refiner  # the second stage travels inside best.pt
+    assert refiner is not None and (refiner.spec.crop, refiner.spec.width) == (32, 8)
 
 
 def test_train_localiser_resumes_from_last(loc: Path, cohort: Path):
@@ -57,8 +60,11 @@ def test_train_localiser_resumes_from_last(loc: Path, cohort: Path):
     before = (loc / "checkpoints" / "last.pt").read_bytes()
     args = ["-q", "train-localiser", "--data", str(cohort), "--out", str(loc), "--width", "8"]
     args += ["--input-size", "128x160", "--epochs", "2", "--steps-per-epoch", "2"]
+    args += ["--refine-steps", "2", "--refine-width", "8", "--refine-crop", "32"]
+    best = (loc / "checkpoints" / "best.pt").read_bytes()
     assert main([*args, "--batch-size", "2", "--val-fraction", "0.2"]) == 0
     assert (loc / "checkpoints" / "last.pt").read_bytes() == before
+    assert (loc / "checkpoints" / "best.pt").read_bytes() == best  # the refine stage too
 
 
 def test_localize_json_xml_overlay(loc: Path, cohort: Path, tmp_path: Path, capsys):
@@ -126,6 +132,8 @@ def test_evaluate_and_export(loc: Path, cohort: Path, tmp_path: Path, capsys):
     assert [m["site"] for m in metrics] == ["GZFPH", "WHTH", "ALL"]
     assert all(0 <= m["recall"] <= 1 for m in metrics)
     assert "recall@0.5" in (out / "metrics.md").read_text()
+    assert "κ (quadratic)" in (out / "metrics.md").read_text()
+    assert all("genant_kappa_quadratic" in m for m in metrics)
     onnx = tmp_path / "loc.onnx"
     assert main(["export-localiser", "--model", str(loc), "--out", str(onnx)]) == 0
     film = _films(cohort)[0]
@@ -146,6 +154,7 @@ def test_evaluate_and_export(loc: Path, cohort: Path, tmp_path: Path, capsys):
         (["train-localiser", "--out", "X"], "needs --data"),
         (["train-localiser", "--data", "COHORT", "--input-size", "100x100"], "multiples of 32"),
         (["train-localiser", "--data", "COHORT", "--sites", "MARS"], "no annotated films"),
+        (["train-localiser", "--data", "COHORT", "--refine-width", "5"], "--refine-width"),
         (["evaluate-localiser", "--model", "nope.pt", "--data", "COHORT"], "not found"),
     ],
 )

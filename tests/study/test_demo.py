@@ -68,7 +68,8 @@ def _table2_rows(report_md: str) -> dict[tuple[str, str], list[str]]:
     rows = {}
     for line in report_md.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 12 and cells[2].isdigit():
+        # (the localiser's per-site table has 12 columns too: its second cell is a count)
+        if len(cells) == 12 and cells[2].isdigit() and not cells[1].isdigit():
             rows[(cells[0], cells[1])] = cells
     return rows
 

@@ -51,6 +51,13 @@ def run_train_localiser(args: argparse.Namespace) -> int:
     print(
         f"best epoch {result['best_epoch']} ({figures}); checkpoints in {cfg.out / 'checkpoints'}"
     )
+    if result["refine"]:
+        r = result["refine"]
+        val = r.get("val_point_error_pct")
+        print(
+            f"refine stage: {r['steps']} steps, L1 {r['loss']:.3g} crop px"
+            + (f", validation point error {val:.2f} % of the height" if val is not None else "")
+        )
     return 0
 
 

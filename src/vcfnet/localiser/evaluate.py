@@ -44,6 +44,9 @@ class EvaluateLocaliserConfig:
         default=Path("localiser-eval"), metadata={"help": "output folder", "metavar": "DIR"}
     )
     threshold: float = field(default=0.3, metadata={"help": "centre heatmap threshold"})
+    refine: bool = field(
+        default=True, metadata={"help": "use the checkpoint's refine stage (if it has one)"}
+    )
 
 
 @dataclass
@@ -76,7 +79,7 @@ def evaluate_localiser(cfg: EvaluateLocaliserConfig) -> list[SiteResult]:
     films = read_films([*cfg.data, *([cfg.points] if cfg.points else [])], cfg.images)
     if [s.lower() for s in cfg.sites] != ["all"]:
         films = [f for f in films if f.site in cfg.sites]
-    localiser = Localiser(cfg.model, threshold=cfg.threshold)
+    localiser = Localiser(cfg.model, threshold=cfg.threshold, refine=cfg.refine)
     return evaluate_films(localiser, films)
 
 
@@ -97,6 +100,7 @@ TABLE_HEADER = (
     "point err. mm",
     "point err. % height",
     "Genant κ (linear)",
+    "κ (quadratic)",
     "s/film",
 )
 
@@ -118,6 +122,7 @@ def table_rows(results: Sequence[SiteResult]) -> list[list[str]]:
                 _f(m.point_error_mm),
                 _f(m.point_error_pct),
                 _f(m.genant_kappa),
+                _f(m.genant_kappa_quadratic),
                 f"{r.seconds_per_film:.3f}",
             ]
         )

@@ -106,12 +106,22 @@ class LocaliserMetrics:
     point_error_mm: float | None  # median
     point_error_pct: float  # median, % of the body's mean height
     point_error_pct_p90: float
-    genant_kappa: float | None  # linear-weighted
+    genant_kappa: float | None  # linear-weighted (the headline figure: docs/localisation.md)
     genant_exact: float | None
     graded_bodies: int
+    genant_kappa_quadratic: float | None = None  # beside the linear one (older files lack it)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _kappa(gt: list[int], gp: list[int], weights: str) -> float | None:
+    """Weighted Cohen's kappa of the Genant grades 0-3 (None without graded bodies)."""
+    if gt and len(set(gt) | set(gp)) > 1:
+        return float(cohen_kappa_score(gt, gp, weights=weights, labels=[0, 1, 2, 3]))
+    if gt:
+        return 1.0 if gt == gp else 0.0
+    return None
 
 
 def summarise(scores: Sequence[FilmScore]) -> LocaliserMetrics:
@@ -124,11 +134,7 @@ def summarise(scores: Sequence[FilmScore]) -> LocaliserMetrics:
     pct = [e for s in scores for e in s.errors_pct]
     gt = [g for s in scores for g in s.grades_true]
     gp = [g for s in scores for g in s.grades_pred]
-    kappa = None
-    if gt and len(set(gt) | set(gp)) > 1:
-        kappa = float(cohen_kappa_score(gt, gp, weights="linear", labels=[0, 1, 2, 3]))
-    elif gt:
-        kappa = 1.0 if gt == gp else 0.0
+    kappa, kappa2 = _kappa(gt, gp, "linear"), _kappa(gt, gp, "quadratic")
     nan = float("nan")
     return LocaliserMetrics(
         films=len(scores),
@@ -141,6 +147,7 @@ def summarise(scores: Sequence[FilmScore]) -> LocaliserMetrics:
         point_error_pct=float(np.median(pct)) if pct else nan,
         point_error_pct_p90=float(np.percentile(pct, 90)) if pct else nan,
         genant_kappa=kappa,
+        genant_kappa_quadratic=kappa2,
         genant_exact=float(np.mean(np.equal(gt, gp))) if gt else None,
         graded_bodies=len(gt),
     )

@@ -7,6 +7,7 @@ its input spec (input height/width, stride, regression scale, mean/std, levels) 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from vcfnet.errors import CheckpointError
+from vcfnet.localiser.crops import REFINER_KEY, Refiner, RefineSpec
 from vcfnet.localiser.data import letterbox_pixels
 from vcfnet.localiser.targets import LEVELS, Body, decode
 from vcfnet.models.paths import resolve_model_path
@@ -22,6 +24,8 @@ from vcfnet.models.paths import resolve_model_path
 log = logging.getLogger(__name__)
 
 SPEC_KEY = "localiser_input"
+#: ONNX metadata key: the file name of the refine stage's ONNX, beside the localiser's
+REFINER_ONNX_KEY = "localiser_refiner"
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,16 @@ class LocaliserSpec:
 
 
 class Localiser:
-    """Run a trained localiser on films (uint8 (H, W), bone bright)."""
+    """Run a trained localiser on films (uint8 (H, W), bone bright).
 
-    def __init__(self, path: Path | str, threshold: float = 0.3) -> None:
+    When the checkpoint carries a refine stage (``extra["refiner"]``; for ONNX, a companion file
+    named in the metadata), each body's six points come from it (``refine=False``: not used)."""
+
+    def __init__(self, path: Path | str, threshold: float = 0.3, refine: bool = True) -> None:
         self.path = resolve_model_path(path)
         self.threshold = threshold
+        self.refiner: Refiner | None = None
+        self.use_refiner = refine
         if self.path.suffix.lower() == ".onnx":
             self._load_onnx()
         else:
@@ -81,6 +90,20 @@ class Localiser:
         self.model = ckpt.model
         self.model_hash = ckpt.model_hash
         self._torch = torch
+        if REFINER_KEY in ckpt.extra:
+            from vcfnet.localiser.refine import load_refiner_payload
+
+            try:
+                self.refiner = load_refiner_payload(ckpt.extra[REFINER_KEY])
+                refiner_hash = str(ckpt.extra[REFINER_KEY]["hash"])
+            except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+                raise CheckpointError(
+                    f"{self.path}: its refine stage does not load ({exc}); retrain it with "
+                    "vcfnet train-localiser --refine-steps N"
+                ) from exc
+            # outputs name both stages' weights (the ONNX export carries this hash too)
+            both = f"{self.model_hash}+{refiner_hash}".encode()
+            self.model_hash = hashlib.sha256(both).hexdigest()
 
     def _load_onnx(self) -> None:
         import onnxruntime as ort
@@ -93,6 +116,19 @@ class Localiser:
             raise CheckpointError(f"{self.path}: not a vcfnet localiser ONNX file ({exc})") from exc
         self.model_hash = meta.get("model_hash", "")
         self.model = None
+        if REFINER_ONNX_KEY in meta:
+            companion = self.path.parent / meta[REFINER_ONNX_KEY]
+            try:
+                session = ort.InferenceSession(str(companion), providers=["CPUExecutionProvider"])
+                rmeta = session.get_modelmeta().custom_metadata_map
+                self.refiner = Refiner(
+                    RefineSpec.from_dict(json.loads(rmeta[REFINER_KEY])), None, session
+                )
+            except Exception as exc:
+                raise CheckpointError(
+                    f"{companion}: the localiser's refine stage is missing or broken ({exc}); "
+                    "export both again with vcfnet export-localiser"
+                ) from exc
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """float32 (N, 1, H, W) normalised input -> raw maps (N, C, h, w)."""
@@ -114,4 +150,6 @@ class Localiser:
             b.box = lb.to_film(b.box.reshape(2, 2)).reshape(4)
             b.box[[0, 2]] = np.clip(b.box[[0, 2]], 0, pixels.shape[1] - 1)
             b.box[[1, 3]] = np.clip(b.box[[1, 3]], 0, pixels.shape[0] - 1)
+        if self.refiner is not None and self.use_refiner:
+            self.refiner.refine(pixels, bodies)
         return bodies

@@ -18,10 +18,12 @@ from vcfnet.config import config_to_dict, save_command_config
 from vcfnet.device import resolve_device, resolve_precision
 from vcfnet.errors import ConfigError, InputError
 from vcfnet.io.atomic import atomic_write_text
+from vcfnet.localiser.crops import REFINER_KEY, Refiner, RefineSpec
 from vcfnet.localiser.data import FilmArrays, load_film_arrays, read_films
 from vcfnet.localiser.losses import augment, batch_targets, localiser_loss, normalise
 from vcfnet.localiser.metrics import score_film, summarise
 from vcfnet.localiser.model import SPEC_KEY, LocaliserSpec
+from vcfnet.localiser.refine import CropSet, refine_errors_pct, refiner_payload, train_refiner
 from vcfnet.localiser.targets import LEVELS, decode
 from vcfnet.models.artifact import load_checkpoint, save_checkpoint
 from vcfnet.models.localiser import (
@@ -32,6 +34,7 @@ from vcfnet.models.localiser import (
     arch_name,
     build_localiser,
 )
+from vcfnet.models.refiner import WIDTHS as REFINE_WIDTHS
 from vcfnet.preprocess import CropSpec, InputSpec, Preprocessing
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,13 @@ class LocaliserConfig:
     )
     resume: bool = field(default=True, metadata={"help": "continue from checkpoints/last.pt"})
     threads: int = field(default=0, metadata={"help": "torch threads (0 = default)"})
+    refine_steps: int = field(
+        default=500,
+        metadata={"help": "steps of the crop-level point refine stage (0 = no refine stage)"},
+    )
+    refine_width: int = field(default=12, metadata={"help": "refine network width"})
+    refine_batch_size: int = field(default=32, metadata={"help": "body crops per refine step"})
+    refine_crop: int = field(default=64, metadata={"help": "refine crop side in pixels"})
 
     def spec(self) -> LocaliserSpec:
         try:
@@ -108,9 +118,15 @@ def _check(cfg: LocaliserConfig) -> None:
         raise ConfigError("--epochs, --steps-per-epoch and --batch-size must be at least 1")
     if not 0 <= cfg.val_fraction < 1:
         raise ConfigError("--val-fraction must be in [0, 1)")
+    if cfg.refine_steps < 0 or cfg.refine_width not in REFINE_WIDTHS or cfg.refine_crop % 8:
+        raise ConfigError(
+            f"--refine-steps must be >= 0, --refine-width one of {REFINE_WIDTHS}, "
+            "--refine-crop a multiple of 8"
+        )
 
 
-def _split(cfg: LocaliserConfig, spec: LocaliserSpec) -> tuple[FilmArrays, list]:
+def _films(cfg: LocaliserConfig) -> tuple[list, list]:
+    """(training films, validation films), a seeded split."""
     films = read_films([*cfg.data, *([cfg.points] if cfg.points else [])], cfg.images)
     if [s.lower() for s in cfg.sites] != ["all"]:
         films = [f for f in films if f.site in cfg.sites]
@@ -124,7 +140,48 @@ def _split(cfg: LocaliserConfig, spec: LocaliserSpec) -> tuple[FilmArrays, list]
     if cfg.max_films > 0:
         train = train[: cfg.max_films]
     log.info("train-localiser: %d training films, %d validation films", len(train), len(val))
+    return train, val
+
+
+def _split(cfg: LocaliserConfig, spec: LocaliserSpec) -> tuple[FilmArrays, list]:
+    train, val = _films(cfg)
     return load_film_arrays(train, spec.input_h, spec.input_w), val
+
+
+def add_refine_stage(cfg: LocaliserConfig) -> dict | None:
+    """Train the crop-level refine stage and embed it in ``best.pt`` (once: a best.pt that has
+    one is left alone); its summary, or None when ``refine_steps`` is 0."""
+    if cfg.refine_steps == 0:
+        return None
+    best = cfg.out / "checkpoints" / "best.pt"
+    ckpt = load_checkpoint(best)
+    if REFINER_KEY in ckpt.extra:
+        return ckpt.extra[REFINER_KEY]["history"]
+    train, val = _films(cfg)
+    rspec = RefineSpec(crop=cfg.refine_crop, width=cfg.refine_width)
+    t0 = time.process_time()
+    model, losses = train_refiner(
+        CropSet.load(train),
+        rspec,
+        cfg.refine_steps,
+        cfg.refine_batch_size,
+        cfg.lr,
+        cfg.seed,
+        cfg.augment,
+    )
+    history = {
+        "steps": cfg.refine_steps,
+        "loss": float(np.mean(losses[-20:])),
+        "cpu_seconds": time.process_time() - t0,
+    }
+    if val:
+        errors = refine_errors_pct(Refiner(rspec, model), CropSet.load(val))
+        history["val_point_error_pct"] = float(np.median(errors))
+    log.info("refine stage: %s", history)
+    spec = LocaliserSpec.from_dict(ckpt.config[SPEC_KEY])
+    extra = {**ckpt.extra, REFINER_KEY: refiner_payload(model, rspec, history)}
+    _save(best, ckpt.model, cfg, spec, extra)
+    return history
 
 
 def validate(model, val, spec: LocaliserSpec) -> dict:
@@ -235,7 +292,13 @@ def train_localiser(cfg: LocaliserConfig) -> dict:
         extra.pop("rng")
         _save(last, model, cfg, spec, extra)
     _write_history(cfg.out / "metrics.csv", state["history"])
-    return {"run_dir": cfg.out, "best_epoch": state["best_epoch"], "history": state["history"]}
+    refine = add_refine_stage(cfg)
+    return {
+        "run_dir": cfg.out,
+        "best_epoch": state["best_epoch"],
+        "history": state["history"],
+        "refine": refine,
+    }
 
 
 def _write_history(path: Path, history: list[dict]) -> None:
