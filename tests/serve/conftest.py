@@ -12,6 +12,7 @@ import io
 import re
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -128,12 +129,22 @@ def settings(tmp_path, tiny_run_dir, db_url) -> Settings:
     return make_settings(tmp_path, tiny_run_dir, db_url=db_url)
 
 
-@pytest.fixture()
-def app(settings):
+@contextmanager
+def running_app(settings: Settings) -> Iterator:
+    """An app on ``settings`` with one user per role; its workers stopped and database closed
+    on exit."""
     app = create_app(settings)
     add_users(app)
-    yield app
-    dispose(app)
+    try:
+        yield app
+    finally:
+        dispose(app)
+
+
+@pytest.fixture()
+def app(settings):
+    with running_app(settings) as app:
+        yield app
 
 
 def page_csrf(html: str) -> str:

@@ -10,10 +10,9 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from tests.serve.conftest import add_users, dispose, login, make_settings, png_bytes, put_boxes
+from tests.serve.conftest import login, make_settings, png_bytes, put_boxes, running_app
 from tests.serve.conftest import upload as upload_file
 from vcfnet.serve import jobs
-from vcfnet.serve.app import create_app
 from vcfnet.serve.db import make_engine, make_session_factory
 from vcfnet.serve.migrations import upgrade_database
 from vcfnet.serve.models import Analysis, Job
@@ -166,9 +165,7 @@ def test_slow_analysis_answers_202_and_the_page_refreshes(tmp_path, tiny_run_dir
     """No worker in this process (another machine's would run it): the API answers 202 with the
     job; the case page says it is queued and refreshes; once a worker ran it, the job is done."""
     settings = make_settings(tmp_path, tiny_run_dir, job_workers=0, job_wait_s=0.2)
-    app = create_app(settings)
-    add_users(app)
-    try:
+    with running_app(settings) as app:
         clin = login(app, "clin")
         case_id = upload_file(clin, png_bytes()).json()["id"]
         put_boxes(clin, case_id)
@@ -188,8 +185,6 @@ def test_slow_analysis_answers_202_and_the_page_refreshes(tmp_path, tiny_run_dir
         with state.session_factory() as db:
             assert db.scalar(select(func.count()).select_from(Analysis)) == 1
         assert "Analysis queued" not in clin.get(f"/cases/{case_id}").text
-    finally:
-        dispose(app)
 
 
 def test_upgrade_from_0003_to_0006_adds_the_jobs_tables(tmp_path, db_url):

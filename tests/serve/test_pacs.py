@@ -23,11 +23,11 @@ from tests.io.dicom_fixtures import FAKE_IDENTITY, write_dicom
 from tests.serve import orthanc as orthanc_mod
 from tests.serve.conftest import (
     PASSWORD,
-    add_users,
     dispose,
     login,
     make_settings,
     put_boxes,
+    running_app,
     sqlite_rows_text,
 )
 from vcfnet.serve import crud, pacs, pacs_send
@@ -72,21 +72,19 @@ def app(tmp_path, tiny_run_dir, receiver_port):
         allowed_aes=("ORTHANC",),
         pacs_retry_seconds=0.2,
     )
-    app = create_app(settings)
-    add_users(app)
-    state = app.state.vcfnet
-    with state.session_factory() as db:
-        crud.create_user(
-            db,
-            state.settings,
-            username="pacs",
-            password=PASSWORD,
-            role="clinician",
-            hospital="North Hospital",
-        )
-        db.commit()
-    yield app
-    dispose(app)
+    with running_app(settings) as app:
+        state = app.state.vcfnet
+        with state.session_factory() as db:
+            crud.create_user(
+                db,
+                state.settings,
+                username="pacs",
+                password=PASSWORD,
+                role="clinician",
+                hospital="North Hospital",
+            )
+            db.commit()
+        yield app
 
 
 def configure(app, orthanc, after_analysis: bool = False) -> None:

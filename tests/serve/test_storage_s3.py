@@ -7,9 +7,8 @@ import socket
 
 import pytest
 
-from tests.serve.conftest import add_users, dispose, login, make_settings, png_bytes, put_boxes
+from tests.serve.conftest import login, make_settings, png_bytes, put_boxes, running_app
 from tests.serve.conftest import upload as upload_file
-from vcfnet.serve.app import create_app
 from vcfnet.serve.storage import StorageKeyError, open_storage
 from vcfnet.serve.storage_s3 import S3Storage, StorageConfigError
 
@@ -80,9 +79,7 @@ def test_bad_storage_url_says_what_to_give(tmp_path):
 
 def test_platform_on_s3_keeps_no_case_file_on_disk(s3_env, tmp_path, tiny_run_dir):
     settings = make_settings(tmp_path, tiny_run_dir, storage_url=f"s3://{BUCKET}/cases")
-    app = create_app(settings)
-    add_users(app)
-    try:
+    with running_app(settings) as app:
         clin = login(app, "clin")
         case_id = upload_file(clin, png_bytes()).json()["id"]
         put_boxes(clin, case_id)
@@ -96,5 +93,3 @@ def test_platform_on_s3_keeps_no_case_file_on_disk(s3_env, tmp_path, tiny_run_di
         assert {n.split("/")[1] for n in names} == {"images", "heatmaps"}
         local = {p.name for p in (tmp_path / "data").iterdir()}
         assert not local & {"images", "heatmaps", "originals"}
-    finally:
-        dispose(app)

@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.serve.conftest import add_users, dispose, login, make_settings, png_bytes, upload
+from tests.serve.conftest import login, make_settings, png_bytes, running_app, upload
 from tests.serve.suggest_fixtures import FakeLocaliser, untrained_localiser
 from vcfnet.serve import suggest
-from vcfnet.serve.app import create_app
 from vcfnet.serve.models import AuditLog
 
 
 @pytest.fixture()
 def suggest_app(tmp_path, tiny_run_dir):
     loc = untrained_localiser(tmp_path / "loc")
-    app = create_app(make_settings(tmp_path, tiny_run_dir, localiser_path=loc))
-    add_users(app)
-    yield app
-    dispose(app)
+    with running_app(make_settings(tmp_path, tiny_run_dir, localiser_path=loc)) as app:
+        yield app
 
 
 def _post(client, path: str):
@@ -71,11 +68,9 @@ def test_review_without_suggestion_is_none(suggest_app):
 
 
 def test_no_localiser_no_button(tmp_path, tiny_run_dir):
-    app = create_app(make_settings(tmp_path, tiny_run_dir))
-    add_users(app)
-    clin = login(app, "clin")
-    case = upload(clin, png_bytes()).json()["id"]
-    assert 'data-action="suggest"' not in clin.get(f"/cases/{case}").text
-    response = _post(clin, f"/api/v1/cases/{case}/suggested-boxes")
-    assert response.status_code == 503 and "--localiser" in response.json()["detail"]
-    dispose(app)
+    with running_app(make_settings(tmp_path, tiny_run_dir)) as app:
+        clin = login(app, "clin")
+        case = upload(clin, png_bytes()).json()["id"]
+        assert 'data-action="suggest"' not in clin.get(f"/cases/{case}").text
+        response = _post(clin, f"/api/v1/cases/{case}/suggested-boxes")
+        assert response.status_code == 503 and "--localiser" in response.json()["detail"]
