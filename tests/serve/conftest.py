@@ -212,3 +212,20 @@ def sqlite_rows_text(db, skip_tables: tuple[str, ...] = ()) -> str:
     query = text("SELECT name FROM sqlite_master WHERE type='table'")
     tables = [r[0] for r in db.execute(query) if r[0] not in skip_tables]
     return " ".join(str(r) for t in tables for r in db.execute(text(f'SELECT * FROM "{t}"')))
+
+
+def insert_user_row(connection, username: str, role: str, hospital: str = "") -> None:
+    """User id 1 written with plain SQL, for migration tests on a database at an old revision
+    (the ORM models describe the newest one)."""
+    from sqlalchemy import text
+
+    from vcfnet.serve.models import utcnow
+
+    connection.execute(
+        text(
+            "INSERT INTO users (id, username, display_name, role, hospital, password_hash,"
+            " is_active, created_at, password_changed_at)"
+            " VALUES (1, :username, '', :role, :hospital, 'x', :active, :now, :now)"
+        ),
+        {"username": username, "role": role, "hospital": hospital, "active": True, "now": utcnow()},
+    )

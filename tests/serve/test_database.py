@@ -7,7 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from tests.serve.conftest import login, png_bytes, put_boxes, upload
+from tests.serve.conftest import insert_user_row, login, png_bytes, put_boxes, upload
 from vcfnet.serve.db import make_engine, make_session_factory
 from vcfnet.serve.migrations import upgrade_database
 from vcfnet.serve.models import AuditLog, Base, ImmutableRowError, Report
@@ -100,14 +100,7 @@ def test_upgrade_0001_to_0002_gives_existing_cases_new_uids(tmp_path, db_url):
     upgrade_database(engine, "0001")
     now = utcnow()
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO users (id, username, display_name, role, hospital, password_hash,"
-                " is_active, created_at, password_changed_at)"
-                " VALUES (1, 'c', '', 'clinician', 'H', 'x', :active, :now, :now)"
-            ),
-            {"now": now, "active": True},
-        )
+        insert_user_row(connection, "c", "clinician", "H")
         for case_id in (1, 2):
             connection.execute(
                 text(
@@ -161,21 +154,11 @@ def test_upgrade_0002_to_0003_adds_the_reader_study_tables(tmp_path, db_url):
     """Existing rows survive; the study tables appear empty and match the models."""
     from sqlalchemy import text
 
-    from vcfnet.serve.models import utcnow
-
     engine = make_engine(db_url or f"sqlite:///{tmp_path / 'old.db'}")
     upgrade_database(engine, "0002")
     assert "studies" not in inspect(engine).get_table_names()
-    now = utcnow()
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO users (id, username, display_name, role, hospital, password_hash,"
-                " is_active, created_at, password_changed_at)"
-                " VALUES (1, 'r', '', 'researcher', '', 'x', :active, :now, :now)"
-            ),
-            {"now": now, "active": True},
-        )
+        insert_user_row(connection, "r", "researcher")
     upgrade_database(engine)
     tables = set(inspect(engine).get_table_names())
     assert {"studies", "study_cases", "study_readers", "study_reads"} <= tables
@@ -222,14 +205,7 @@ def test_upgrade_to_0005_gives_slider_studies_their_rating_scale(tmp_path, db_ur
     upgrade_database(engine, "0003")
     now = utcnow()
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO users (id, username, display_name, role, hospital, password_hash,"
-                " is_active, created_at, password_changed_at)"
-                " VALUES (1, 'r', '', 'researcher', '', 'x', :yes, :now, :now)"
-            ),
-            {"now": now, "yes": True},
-        )
+        insert_user_row(connection, "r", "researcher")
         for study_id, confidence in ((1, True), (2, False)):
             connection.execute(
                 text(

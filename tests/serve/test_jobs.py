@@ -10,7 +10,14 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from tests.serve.conftest import login, make_settings, png_bytes, put_boxes, running_app
+from tests.serve.conftest import (
+    insert_user_row,
+    login,
+    make_settings,
+    png_bytes,
+    put_boxes,
+    running_app,
+)
 from tests.serve.conftest import upload as upload_file
 from vcfnet.serve import jobs
 from vcfnet.serve.db import make_engine, make_session_factory
@@ -199,14 +206,7 @@ def test_upgrade_from_0003_to_0006_adds_the_jobs_tables(tmp_path, db_url):
     upgrade_database(engine, "0003")
     assert "jobs" not in inspect(engine).get_table_names()
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO users (id, username, display_name, role, hospital, password_hash,"
-                " is_active, created_at, password_changed_at)"
-                " VALUES (1, 'r', '', 'admin', '', 'x', :active, :now, :now)"
-            ),
-            {"now": jobs.utcnow(), "active": True},
-        )
+        insert_user_row(connection, "r", "admin")
     upgrade_database(engine, "0006_jobs")
     assert {"jobs", "platform_settings"} <= set(inspect(engine).get_table_names())
     with engine.connect() as connection:
