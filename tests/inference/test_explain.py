@@ -103,6 +103,35 @@ def test_grad_cam_shape_range_and_class_choice():
     assert all(p.grad is None for p in model.parameters())  # no parameter gradients accumulate
 
 
+def test_grad_cam_ignores_a_concurrent_forward_on_another_thread():
+    """A prediction on another thread passing through layer4 during a Grad-CAM call (the
+    platform predicts and explains on worker threads sharing one model) leaves the map as it was:
+    the activation hook records only its own thread's forward."""
+    import threading
+
+    torch.manual_seed(0)
+    model = build_model().eval()
+    x, other = torch.randn(2, 3, 64, 64), torch.randn(5, 3, 64, 64)
+    expected, _ = grad_cam(model, x)
+
+    def predict(batch):
+        with torch.inference_mode():
+            model(batch)
+
+    def predict_elsewhere(_module, _inputs, _output):  # after layer4, inside grad_cam's forward
+        handle.remove()  # once
+        thread = threading.Thread(target=predict, args=(other,))
+        thread.start()
+        thread.join()
+
+    handle = model.fc.register_forward_hook(predict_elsewhere)
+    try:
+        cams, _ = grad_cam(model, x)
+    finally:
+        handle.remove()
+    np.testing.assert_array_equal(cams, expected)
+
+
 def test_heatmap_files_for_a_radiograph(tmp_path, capsys):
     run = make_run_dir(tmp_path / "run")
     image = film(np.random.default_rng(0), (150, 150))

@@ -158,7 +158,8 @@ def test_event_loop_answers_during_an_analysis(app, monkeypatch):
 
 def test_grad_cam_is_not_shared_between_threads(tiny_run_dir):
     """Eight threads released at once on one model: each gets its own probabilities and heatmap
-    (without the torch predictor's Grad-CAM lock the hooks see each other's activations)."""
+    (each Grad-CAM hook records only its own thread's activations; see
+    tests/inference/test_explain.py for the deterministic case)."""
     import threading
 
     from vcfnet.serve.ml import ModelService

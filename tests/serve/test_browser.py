@@ -196,9 +196,15 @@ def logout(driver) -> None:
 
 def submit(driver, selector: str) -> None:
     """Click a submit button (or link) and wait until the next page has loaded."""
+    navigate(driver, lambda: css(driver, selector).click(), f"the page after {selector}")
+
+
+def navigate(driver, action, what: str) -> None:
+    """Run ``action`` (a click, Enter in a form) and wait until the page it opens has loaded:
+    reading the old page meanwhile would race with the navigation."""
     driver.execute_script("window.previousPage = true;")
-    css(driver, selector).click()
-    wait_for(driver, lambda: new_page_loaded(driver), f"the page after {selector}")
+    action()
+    wait_for(driver, lambda: new_page_loaded(driver), what)
 
 
 def new_page_loaded(driver) -> bool:

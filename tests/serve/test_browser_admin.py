@@ -13,6 +13,7 @@ from tests.serve.test_browser import (  # noqa: F401 (fixtures)
     go,
     live_server,
     login,
+    navigate,
     submit,
 )
 
@@ -38,8 +39,8 @@ def test_admin_model_and_retention_pages(browser, live_server, tmp_path):  # noq
     go(browser, "/admin/retention")
     days = css(browser, "input[name=delete_after_days]")
     days.clear()
-    days.send_keys("365", Keys.ENTER)  # the keyboard submits the form
-    css(browser, "form[action='/admin/retention/purge']")
+    # the keyboard submits the form
+    navigate(browser, lambda: days.send_keys("365", Keys.ENTER), "the saved retention page")
     assert css(browser, "input[name=delete_after_days]").get_attribute("value") == "365"
     submit(browser, "form[action='/admin/retention/purge'] button[type=submit]")
     assert "Last purge: done" in css(browser, "main").text

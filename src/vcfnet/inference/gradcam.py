@@ -4,12 +4,13 @@ On the last residual stage (``layer4``) for the predicted class: the stage's act
 by the spatially averaged gradient of the class logit, ReLU, upsampled to the model input and
 scaled to [0, 1]. Computed in fp32: a forward hook keeps the activations and
 ``torch.autograd.grad`` gives their gradient (no parameter gradients accumulate). The hook is
-registered per call, so callers sharing one model across threads must serialise calls (the torch
-predictor holds a lock).
+registered per call and records only the calling thread's forward, so threads sharing one model
+(the platform's workers predicting and explaining at once) never see each other's activations.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,7 +37,13 @@ def grad_cam(
     layer = layer if layer is not None else model.layer4
     cams, probs = [], []
     store: dict = {}
-    handle = layer.register_forward_hook(lambda _m, _i, out: store.__setitem__("acts", out))
+    caller = threading.get_ident()
+
+    def keep_activations(_module, _inputs, out) -> None:
+        if threading.get_ident() == caller:  # hooks run on the thread of the forward
+            store["acts"] = out
+
+    handle = layer.register_forward_hook(keep_activations)
     try:
         for start in range(0, x.shape[0], batch_size):
             chunk = x[start : start + batch_size].detach().float()

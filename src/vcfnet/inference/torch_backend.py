@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -65,7 +64,6 @@ class TorchPredictor(Predictor):
             self.model = self.model.to(memory_format=self.precision.memory_format)
         self.preprocessing = checkpoint.preprocessing
         self.batch_size = batch_size
-        self._grad_cam_lock = threading.Lock()
         self.info = ModelInfo(
             name=name,
             version=str(checkpoint.meta.get("vcfnet_version", "")),
@@ -88,8 +86,7 @@ class TorchPredictor(Predictor):
 
     def grad_cam(self, crops: Sequence[np.ndarray], class_indices: Sequence[int] | None = None):
         """Grad-CAM maps float32 (N, S, S) in [0, 1] on the model input for ``crops`` (fp32), and
-        the probabilities float64 (N, classes). Calls are serialised: the hook is per model."""
+        the probabilities float64 (N, classes); safe beside other threads' calls."""
         batch = stack_crops(list(crops), self.input.image_size)
         x = normalize_batch(batch, self.input).to(self.device)
-        with self._grad_cam_lock:
-            return grad_cam(self.model, x, class_indices=class_indices)
+        return grad_cam(self.model, x, class_indices=class_indices)
