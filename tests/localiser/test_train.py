@@ -58,7 +58,7 @@ def _cli(*args: str) -> list[str]:
 
 
 def _torchrun(*args: str) -> list[str]:
-    run = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     return [*run, "-m", "vcfnet", "train-localiser", *args]
 
 
