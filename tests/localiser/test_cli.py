@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.localiser.conftest import TINY_LOCALISER
 from tests.predict_fixtures import make_run_dir
 from vcfnet.cli import main
 from vcfnet.io.voc import read_voc
@@ -21,20 +22,10 @@ KEY = ["--id-key", "test-key-0123456789"]
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("loc") / "cohort"
-    args = ["-q", "synth", "--out", str(out), "--scale", "0.005", "--size", "256x320"]
-    assert main([*args, "--workers", "1", "--seed", "5"]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
 def loc(cohort: Path) -> Path:
     run = cohort.parent / "loc"
-    args = ["-q", "train-localiser", "--data", str(cohort), "--out", str(run), "--width", "8"]
-    args += ["--input-size", "128x160", "--epochs", "2", "--steps-per-epoch", "2"]
-    args += ["--refine-steps", "2", "--refine-width", "8", "--refine-crop", "32"]
-    assert main([*args, "--batch-size", "2", "--val-fraction", "0.2"]) == 0
+    args = ["-q", "train-localiser", "--data", str(cohort), "--out", str(run), *TINY_LOCALISER]
+    assert main(args) == 0
     return run
 
 
@@ -58,11 +49,9 @@ def test_train_localiser_writes_a_self_contained_run(loc: Path):
 def test_train_localiser_resumes_from_last(loc: Path, cohort: Path):
     """Asking for the same 2 epochs again trains nothing more: the run is complete."""
     before = (loc / "checkpoints" / "last.pt").read_bytes()
-    args = ["-q", "train-localiser", "--data", str(cohort), "--out", str(loc), "--width", "8"]
-    args += ["--input-size", "128x160", "--epochs", "2", "--steps-per-epoch", "2"]
-    args += ["--refine-steps", "2", "--refine-width", "8", "--refine-crop", "32"]
+    args = ["-q", "train-localiser", "--data", str(cohort), "--out", str(loc), *TINY_LOCALISER]
     best = (loc / "checkpoints" / "best.pt").read_bytes()
-    assert main([*args, "--batch-size", "2", "--val-fraction", "0.2"]) == 0
+    assert main(args) == 0
     assert (loc / "checkpoints" / "last.pt").read_bytes() == before
     assert (loc / "checkpoints" / "best.pt").read_bytes() == best  # the refine stage too
 
@@ -155,6 +144,12 @@ def test_evaluate_and_export(loc: Path, cohort: Path, tmp_path: Path, capsys):
         (["train-localiser", "--data", "COHORT", "--input-size", "100x100"], "multiples of 32"),
         (["train-localiser", "--data", "COHORT", "--sites", "MARS"], "no annotated films"),
         (["train-localiser", "--data", "COHORT", "--refine-width", "5"], "--refine-width"),
+        (["train-localiser", "--data", "COHORT", "--nproc", "0"], "--nproc must be at least 1"),
+        (["train-localiser", "--data", "COHORT", "--nproc", "3"], "make both multiples of 3"),
+        (
+            ["train-localiser", "--data", "COHORT", "--sites", "MARS", "--nproc", "2"],
+            "no annotated",
+        ),
         (["evaluate-localiser", "--model", "nope.pt", "--data", "COHORT"], "not found"),
     ],
 )

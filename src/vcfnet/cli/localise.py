@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,8 @@ def add_train_localiser_arguments(parser: argparse.ArgumentParser) -> None:
 def run_train_localiser(args: argparse.Namespace) -> int:
     cfg = resolve_config(LocaliserConfig, args)
     result = train_localiser(cfg)
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun's other ranks: rank 0 reports
+        return 0
     last = result["history"][-1] if result["history"] else {}
     figures = ", ".join(f"{k} {v:.3g}" for k, v in last.items() if k not in ("epoch", "seconds"))
     print(

@@ -26,6 +26,13 @@ from vcfnet.localiser.crops import (
 from vcfnet.localiser.targets import Body
 from vcfnet.models.artifact import state_dict_hash
 from vcfnet.models.refiner import arch_name, build_refiner
+from vcfnet.training.distributed import (
+    Dist,
+    average_buffers,
+    data_parallel,
+    rank_share,
+    rank_stream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,20 +101,27 @@ def train_refiner(
     lr: float = 2e-3,
     seed: int = 0,
     strength: float = 1.0,
+    dist: Dist | None = None,
 ) -> tuple[torch.nn.Module, list[float]]:
-    """The trained refine network (eval mode) and the loss of every step (mean L1, crop px)."""
+    """The trained refine network (eval mode) and the loss of every step (mean L1, crop px).
+
+    Under DDP (``dist``) each rank trains on its share of every step's ``batch_size`` crops and
+    returns the same network; its losses are those of its share."""
     if not train.bodies:
         raise ValueError("no annotated bodies to train the refine stage on")
+    dist = dist or Dist()
     torch.manual_seed(seed)
-    rng = np.random.default_rng([seed, 7])
-    model = build_refiner(spec.width)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    rng = np.random.default_rng([seed, 7])  # the batches' bodies: alike on every rank
+    crop_rng = rank_stream(rng, [seed, 7], dist)
+    core = build_refiner(spec.width)
+    model = data_parallel(core, dist)
+    opt = torch.optim.AdamW(core.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
     model.train()
     losses, t0 = [], time.perf_counter()
     for step in range(steps):
         idx = rng.integers(0, len(train.bodies), batch_size)
-        x, y = crop_batch(train, idx, spec, rng, strength)
+        x, y = crop_batch(train, rank_share(idx, dist), spec, crop_rng, strength)
         pred = model(torch.from_numpy(x))
         loss = (pred - torch.from_numpy(y)).abs().mean()
         opt.zero_grad(set_to_none=True)
@@ -124,8 +138,9 @@ def train_refiner(
                 np.mean(losses[-20:]),
                 time.perf_counter() - t0,
             )
-    model.eval()
-    return model, losses
+    average_buffers(core, dist)  # each rank's batch-norm statistics saw its share
+    core.eval()
+    return core, losses
 
 
 def refiner_payload(model: torch.nn.Module, spec: RefineSpec, history: dict) -> dict:

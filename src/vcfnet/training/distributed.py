@@ -1,20 +1,26 @@
-"""Data-parallel training on CPU (gloo) or CUDA (NCCL): joining the process group set up by
-torchrun or ``--nproc``, and the few collective operations the loop needs."""
+"""Data-parallel training on CPU (gloo) or CUDA (NCCL): starting the ranks (``--nproc``) or
+joining the process group torchrun set up, and the few collective operations the loops need
+(``vcfnet train`` and ``vcfnet train-localiser``)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 
 from vcfnet.models.artifact import state_dict_hash
 
 log = logging.getLogger(__name__)
+
+ConfigT = TypeVar("ConfigT")
+T = TypeVar("T")
 
 
 @dataclass
@@ -42,6 +48,41 @@ def all_reduce_sum(t: torch.Tensor, dist: Dist) -> torch.Tensor:
     return t
 
 
+def rank_share(batch: Sequence[T] | np.ndarray, dist: Dist) -> Sequence[T] | np.ndarray:
+    """This rank's part of a batch every rank drew alike (same seed): every ``world_size``-th item
+    from position ``rank``. The parts are disjoint, together are the batch, and differ in size by
+    at most one; a single process gets the whole batch."""
+    return batch[dist.rank :: dist.world_size]
+
+
+def rank_stream(shared: np.random.Generator, seed: list[int], dist: Dist) -> np.random.Generator:
+    """Where a rank draws its share's augmentation: ``shared`` itself in a single process (so a
+    run without DDP draws exactly as before), else a stream of its own seeded ``[*seed, 1 + rank]``."""
+    return np.random.default_rng([*seed, 1 + dist.rank]) if dist.enabled else shared
+
+
+def data_parallel(model: nn.Module, dist: Dist, device: torch.device | None = None) -> nn.Module:
+    """``model`` wrapped in DistributedDataParallel when distributed (gradients averaged over the
+    ranks in backward), else ``model`` itself."""
+    if not dist.enabled:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    cuda = device is not None and device.type == "cuda"
+    return DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
+
+
+def all_gather_list(items: list[T], dist: Dist) -> list[T]:
+    """Every rank's ``items`` concatenated in rank order, on every rank (picklable items)."""
+    if not dist.enabled:
+        return list(items)
+    import torch.distributed as tdist
+
+    parts: list[Any] = [None] * dist.world_size
+    tdist.all_gather_object(parts, list(items))
+    return [x for part in parts for x in part]
+
+
 def init_distributed(device: torch.device) -> Dist:
     """Join the process group torchrun (or ``--nproc``) set up through RANK/WORLD_SIZE env vars."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -62,6 +103,52 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def under_launcher() -> bool:
+    """True in a process torchrun (or :func:`run_ranks`) started as one rank of several."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def will_spawn(nproc: int) -> bool:
+    """True when :func:`run_ranks` with ``nproc`` starts processes (not already under torchrun)."""
+    return nproc > 1 and not under_launcher()
+
+
+def run_ranks(worker: Callable[[ConfigT], None], cfg: ConfigT, nproc: int) -> None:
+    """``worker(cfg)`` in ``nproc`` local processes that find each other through torchrun's env
+    vars (``worker`` calls :func:`init_distributed`); in this process when ``nproc`` is 1 or when
+    torchrun already started this one as a rank. ``worker`` must be a module-level function."""
+    if will_spawn(nproc):
+        import torch.multiprocessing as mp
+
+        mp.spawn(_spawned_rank, args=(worker, cfg, free_port(), nproc), nprocs=nproc, join=True)
+        return
+    if nproc > 1:
+        log.warning("already launched by torchrun (WORLD_SIZE set); ignoring --nproc %d", nproc)
+    worker(cfg)
+
+
+def _spawned_rank(
+    local_rank: int, worker: Callable[[ConfigT], None], cfg: ConfigT, port: int, nproc: int
+) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(local_rank),
+        LOCAL_RANK=str(local_rank),
+        WORLD_SIZE=str(nproc),
+        LOCAL_WORLD_SIZE=str(nproc),
+    )
+    worker(cfg)
+
+
+def destroy_distributed(dist: Dist) -> None:
+    """Leave the process group :func:`init_distributed` joined (no-op for a single process)."""
+    if dist.enabled:
+        import torch.distributed as tdist
+
+        tdist.destroy_process_group()
 
 
 def average_buffers(model: nn.Module, dist: Dist) -> None:

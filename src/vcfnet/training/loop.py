@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from vcfnet.config import build_config, config_to_dict, save_config
 from vcfnet.data.augment import Augmentation
@@ -43,8 +42,11 @@ from vcfnet.training.distributed import (
     average_buffers,
     barrier,
     check_ranks_agree,
-    free_port,
+    data_parallel,
+    destroy_distributed,
     init_distributed,
+    run_ranks,
+    will_spawn,
 )
 from vcfnet.training.outputs import read_run, weights_record, write_metrics, write_model_card
 from vcfnet.training.runlog import deterministic, run_logging
@@ -57,31 +59,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     """Train as ``cfg`` says; returns where the results are. ``cfg.nproc > 1`` starts DDP processes."""
     if cfg.data is None or cfg.out is None:
         raise ConfigError("both --data DATASET_DIR and --out RUN_DIR are required")
-    under_launcher = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if cfg.nproc > 1 and not under_launcher:
-        import torch.multiprocessing as mp
-
-        _check_inputs(cfg)
-        mp.spawn(_spawned_worker, args=(cfg, free_port(), cfg.nproc), nprocs=cfg.nproc, join=True)
-    else:
-        if cfg.nproc > 1:
-            log.warning(
-                "already launched by torchrun (WORLD_SIZE set); ignoring --nproc %d", cfg.nproc
-            )
-        _run(cfg)
+    if will_spawn(cfg.nproc):
+        _check_inputs(cfg)  # fail before starting any process
+    run_ranks(_run, cfg, cfg.nproc)
     return read_run(cfg.out)
-
-
-def _spawned_worker(local_rank: int, cfg: TrainConfig, port: int, nproc: int) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(local_rank),
-        LOCAL_RANK=str(local_rank),
-        WORLD_SIZE=str(nproc),
-        LOCAL_WORLD_SIZE=str(nproc),
-    )
-    _run(cfg)
 
 
 def _check_inputs(cfg: TrainConfig) -> None:
@@ -151,10 +132,7 @@ def _run(cfg: TrainConfig) -> None:
                 log.warning("--resume: no %s yet, starting from scratch", last_path)
             _train_loop(cfg, device, dist, state)
     finally:
-        if dist.enabled:
-            import torch.distributed as tdist
-
-            tdist.destroy_process_group()
+        destroy_distributed(dist)
 
 
 def input_contract(cfg: TrainConfig) -> Preprocessing:
@@ -243,11 +221,7 @@ def _build_model_and_optimizer(run: _Run, state: dict) -> None:
     if state:
         model.load_state_dict(state["model"])
     run.core = model.to(run.device, memory_format=run.precision.memory_format)
-    run.model = run.core
-    if dist.enabled:
-        run.model = DistributedDataParallel(
-            run.core, device_ids=[run.device.index] if run.device.type == "cuda" else None
-        )
+    run.model = data_parallel(run.core, dist, run.device)
     run.optimizer = torch.optim.Adam(
         run.core.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
     )
