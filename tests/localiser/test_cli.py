@@ -56,6 +56,18 @@ def test_train_localiser_resumes_from_last(loc: Path, cohort: Path):
     assert (loc / "checkpoints" / "best.pt").read_bytes() == best  # the refine stage too
 
 
+def test_train_localiser_resume_with_other_epochs_is_a_one_line_error(
+    loc: Path, cohort: Path, capsys
+):
+    """The one-cycle schedule is fixed when a run starts: more epochs on the same --out say so."""
+    before = (loc / "checkpoints" / "last.pt").read_bytes()
+    args = ["train-localiser", "--data", str(cohort), "--out", str(loc), *TINY_LOCALISER]
+    assert main([*args, "--epochs", "5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "new --out" in err
+    assert (loc / "checkpoints" / "last.pt").read_bytes() == before
+
+
 def test_localize_json_xml_overlay(loc: Path, cohort: Path, tmp_path: Path, capsys):
     films = _films(cohort)
     out = tmp_path / "v.json"

@@ -304,6 +304,7 @@ def test_torchrun_two_processes(dataset, tmp_path):
         sys.executable,
         "-m",
         "torch.distributed.run",
+        "--standalone",  # a free rendezvous port, not 29500 shared with other runs
         "--nproc-per-node",
         "2",
         "-m",

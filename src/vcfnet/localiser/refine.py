@@ -33,6 +33,7 @@ from vcfnet.training.distributed import (
     rank_share,
     rank_stream,
 )
+from vcfnet.training.schedule import one_cycle
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def train_refiner(
     core = build_refiner(spec.width)
     model = data_parallel(core, dist)
     opt = torch.optim.AdamW(core.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
+    sched = one_cycle(opt, lr, steps)
     model.train()
     losses, t0 = [], time.perf_counter()
     for step in range(steps):

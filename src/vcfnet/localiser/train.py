@@ -66,6 +66,7 @@ from vcfnet.training.distributed import (
     will_spawn,
 )
 from vcfnet.training.runlog import run_logging
+from vcfnet.training.schedule import one_cycle
 
 log = logging.getLogger(__name__)
 
@@ -352,11 +353,17 @@ def _build_detector(cfg: LocaliserConfig, spec: LocaliserSpec, dist: Dist) -> _D
     core = build_localiser(len(spec.levels), cfg.width)
     opt = torch.optim.AdamW(core.parameters(), lr=cfg.lr, weight_decay=1e-4)
     total = cfg.epochs * cfg.steps_per_epoch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total, pct_start=0.1)
+    sched = one_cycle(opt, cfg.lr, total)
     state = {"epoch": 0, "best": -math.inf, "best_epoch": 0, "history": []}
     last = cfg.out / "checkpoints" / "last.pt"
     if cfg.resume and last.is_file():
         ckpt = load_checkpoint(last)
+        started = ckpt.extra["scheduler"]["total_steps"]
+        if started != total:  # the one-cycle schedule is fixed when a run starts
+            raise ConfigError(
+                f"{cfg.out} was started with {started} steps (epochs x steps per epoch), not "
+                f"{total}: resume with its --epochs/--steps-per-epoch, or train into a new --out"
+            )
         core.load_state_dict(ckpt.model.state_dict())
         opt.load_state_dict(ckpt.extra["optimizer"])
         sched.load_state_dict(ckpt.extra["scheduler"])
