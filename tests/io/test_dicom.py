@@ -150,4 +150,39 @@ def test_corrupt_compressed_dicom_is_one_quiet_line(tmp_path, caplog):
     assert len(str(err.value).splitlines()) == 1 and str(path) in str(err.value)
     noisy = [r for r in caplog.records if r.name.startswith("pydicom") and r.exc_info]
     assert not noisy, f"{len(noisy)} decoder traceback(s) logged"
-    assert logging.getLogger("pydicom").level != logging.CRITICAL  # restored
+
+
+def test_quiet_decoding_on_one_thread_leaves_other_threads_and_later_logging_heard(caplog):
+    """prepare and the platform decode on several threads: while one thread decodes (its pydicom
+    records held back), another's are logged; two overlapping decodes leave logging on (a
+    process-wide level, saved and restored by each thread, once stayed at CRITICAL)."""
+    import logging
+    import threading
+
+    from vcfnet.io.dicom import _quiet_decoders
+
+    def hold(entered: threading.Event, leave: threading.Event) -> threading.Thread:
+        def run() -> None:
+            with _quiet_decoders():
+                logging.getLogger("pydicom").warning("held back")
+                entered.set()
+                leave.wait(10)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        entered.wait(10)
+        return thread
+
+    with caplog.at_level(logging.WARNING, logger="pydicom"):
+        a_in, a_out, b_in, b_out = (threading.Event() for _ in range(4))
+        a = hold(a_in, a_out)
+        b = hold(b_in, b_out)  # enters while a decodes
+        logging.getLogger("pydicom").warning("other thread")
+        a_out.set()
+        a.join()  # a leaves first
+        b_out.set()
+        b.join()
+        logging.getLogger("pydicom").warning("after")
+        logging.getLogger("pydicom.pixels.utils").warning("child after")
+    heard = [r.getMessage() for r in caplog.records]
+    assert heard == ["other thread", "after", "child after"]

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import logging
 import re
+import threading
 import warnings
 from pathlib import Path
 
@@ -91,17 +92,36 @@ def read_dicom(path: Path | str) -> Radiograph:
     )
 
 
+class _DecodingThreadFilter(logging.Filter):
+    """Drops pydicom's records logged by a thread inside :func:`_quiet_decoders`; other threads'
+    records pass (a per-thread flag: setting the logger's level is process-wide, and two threads
+    decoding at once restored each other's level, leaving pydicom silenced for good)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.local, "depth", 0)
+
+
+_DECODING = _DecodingThreadFilter()
+
+
 @contextlib.contextmanager
 def _quiet_decoders():
     """pydicom logs each failing decoder plugin with its traceback before raising; vcfnet reports
-    the failure itself in one line, so those records are held back while pixels decode."""
-    logger = logging.getLogger("pydicom")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    the failure itself in one line, so this thread's pydicom records are held back while pixels
+    decode."""
+    names = [n for n in list(logging.root.manager.loggerDict) if n.split(".")[0] == "pydicom"]
+    for logger in map(logging.getLogger, ["pydicom", *names]):
+        if _DECODING not in logger.filters:  # filters do not apply to children's records
+            logger.addFilter(_DECODING)
+    _DECODING.local.depth = getattr(_DECODING.local, "depth", 0) + 1
     try:
         yield
     finally:
-        logger.setLevel(level)
+        _DECODING.local.depth -= 1
 
 
 def display_pixels(ds: Dataset) -> np.ndarray:
