@@ -138,12 +138,11 @@ def test_same_seed_gives_identical_metrics(cli_run, dataset, tmp_path):
 
 
 def test_resume_after_stop_matches_uninterrupted_run(cli_run, dataset, tmp_path):
-    """Three invocations of one epoch each end where the uninterrupted run ends, and best.pt is the
-    checkpoint of the best val loss: epoch 2, better than the epoch saved before the first stop,
-    then kept through the next resume although epoch 3 is trained after it."""
+    """Three invocations of one epoch each end where the uninterrupted run ends, and after each
+    best.pt is the checkpoint of the best val loss so far, kept through later resumes (on this
+    CPU's bf16 path the best is epoch 2; fp32 on an AVX2-only CPU trains another trajectory)."""
     val_loss = pd.read_csv(cli_run / "metrics.csv")["val_loss"]
     best_epoch = int(val_loss.idxmin()) + 1  # the first minimum: ties do not replace the best
-    assert best_epoch == 2, f"this test needs the best val loss at epoch 2, not {best_epoch}"
     out = tmp_path / "c"
     cfg = tiny_config(dataset, out, max_epochs_this_run=1, select_metric="loss")
     saved = {}  # epoch -> hash of the weights saved at that epoch
@@ -160,10 +159,9 @@ def test_resume_after_stop_matches_uninterrupted_run(cli_run, dataset, tmp_path)
         expected = int(val_loss.iloc[:epoch].idxmin()) + 1
         assert best.extra["best_epoch"] == best.extra["epoch"] == expected, epoch
         assert best.model_hash == saved[expected], epoch
-    assert (
-        len(set(saved.values())) == 3
-        and saved[3] != load_checkpoint(out / "checkpoints" / "best.pt").model_hash
-    )
+    assert len(set(saved.values())) == 3
+    best_hash = load_checkpoint(out / "checkpoints" / "best.pt").model_hash
+    assert (saved[3] == best_hash) == (best_epoch == 3)
     assert saved[3] == load_checkpoint(cli_run / "checkpoints" / "last.pt").model_hash
     pd.testing.assert_frame_equal(
         without_time(cli_run / "metrics.csv"), without_time(out / "metrics.csv")
