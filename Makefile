@@ -10,7 +10,7 @@ PYTEST_XDIST ?= -n auto --dist loadfile
 DEMO_ARGS ?=
 SERVE_ARGS ?=
 
-.PHONY: install demo serve test test-slow lint format bench clean
+.PHONY: install demo serve test test-slow test-all lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+# everything: the default suite, the slow tests and the PostgreSQL runs of the platform's tests (CI)
+test-all: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_XDIST) -m "" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

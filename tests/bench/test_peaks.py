@@ -55,6 +55,7 @@ def _check_fractions(results: dict) -> list[str]:
     return sorted(fractions)
 
 
+@pytest.mark.slow  # CI runs it (make test-all)
 def test_bench_predict_fractions_and_targets_on_this_machine(capsys):
     results = _bench_json(
         capsys, "predict", "--n", "2", "--batch-size", "2", "--latency-n", "1", "--image-size", "32"
@@ -70,6 +71,7 @@ def test_bench_predict_fractions_and_targets_on_this_machine(capsys):
     assert results["machine"]["cpu"]
 
 
+@pytest.mark.slow  # CI runs it (make test-all)
 def test_bench_train_fractions_and_target_on_this_machine(capsys):
     results = _bench_json(
         capsys,

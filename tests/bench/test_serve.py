@@ -45,6 +45,7 @@ def _check_consistent(r: dict) -> None:
     assert r["machine"]["cpu"]
 
 
+@pytest.mark.slow  # CI runs it (make test-all)
 def test_bench_serve_default_int8_onnx_model(capsys):
     r = _bench_json(
         capsys, "--users", "2", "--seconds", "3", "--think", "0.2", "--image-size", "64"
@@ -54,6 +55,7 @@ def test_bench_serve_default_int8_onnx_model(capsys):
     assert r["seconds"] <= r["duration_s"] < r["seconds"] + 30
 
 
+@pytest.mark.slow  # CI runs it (make test-all)
 def test_bench_serve_pytorch_model_and_cycle_bound(capsys, tmp_path):
     run_dir = make_run_dir(tmp_path / "run")  # PyTorch: the analyses draw Grad-CAM heatmaps
     r = _bench_json(

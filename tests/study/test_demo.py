@@ -4,8 +4,18 @@ import re
 
 import pytest
 
+from vcfnet.study import localiser as localiser_step
 from vcfnet.study.config import DemoConfig
 from vcfnet.study.demo import run_study
+
+
+@pytest.fixture(scope="module", autouse=True)
+def short_localiser():
+    """The quick demo's localiser shortened to 2 steps for this module's runs."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(localiser_step.QUICK, "epochs", 1)
+        patch.setitem(localiser_step.QUICK, "steps_per_epoch", 2)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +118,19 @@ def test_rerun_skips_finished_steps(demo_dir):
     run_study(cfg, on_step=events.append)
     assert (out / "run" / "checkpoints" / "best.pt").stat().st_mtime_ns == before
     assert events and {e.status for e in events} == {"skipped"}
+
+
+def test_changed_localiser_sizes_retrain_it_from_scratch(demo_dir, monkeypatch):
+    """A finished step run again with other parameters starts afresh (it does not resume a run
+    made with the old ones); the steps before it are skipped."""
+    out, cfg = demo_dir
+    monkeypatch.setitem(localiser_step.QUICK, "epochs", 2)
+    events = []
+    run_study(cfg, on_step=events.append)
+    status = {e.name: e.status for e in events if e.status != "started"}
+    assert status["train"] == "skipped" and status["localiser"] == status["report"] == "done"
+    history = (out / "localiser" / "run" / "metrics.csv").read_text().splitlines()
+    assert len(history) == 1 + 2  # header + the two epochs of the new run
 
 
 def test_no_raw_identity_in_prepared_data(demo_dir):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -46,21 +47,25 @@ class Step:
     description: str
     params: dict[str, Any]
     run: Callable[[], None]
+    #: folders the step writes and resumes from: emptied when it runs again with other parameters
+    outputs: tuple[Path, ...] = ()
 
 
 def _marker(paths: DemoPaths, step: Step) -> Path:
     return paths.markers / f"{step.name}.json"
 
 
+def _finished_params(paths: DemoPaths, step: Step) -> dict[str, Any] | None:
+    """The parameters ``step`` last finished with (None: it never finished)."""
+    try:
+        return json.loads(_marker(paths, step).read_text()).get("params")
+    except (json.JSONDecodeError, OSError):
+        return None
+
+
 def step_is_done(paths: DemoPaths, step: Step) -> bool:
     """True if ``step`` finished before with the same parameters."""
-    marker = _marker(paths, step)
-    if not marker.is_file():
-        return False
-    try:
-        return json.loads(marker.read_text()).get("params") == step.params
-    except (json.JSONDecodeError, OSError):
-        return False
+    return _finished_params(paths, step) == step.params
 
 
 def _mark_done(paths: DemoPaths, step: Step, seconds: float) -> None:
@@ -215,6 +220,7 @@ def plan_steps(cfg: DemoConfig, paths: DemoPaths) -> list[Step]:
             "train ResNet-18 on the development site",
             train,
             lambda: step_train(cfg, paths),
+            outputs=(paths.run,),
         ),
         Step(
             "evaluate",
@@ -239,6 +245,7 @@ def plan_steps(cfg: DemoConfig, paths: DemoPaths) -> list[Step]:
             "train the vertebra localiser, evaluate it on every site",
             localiser,
             lambda: step_localiser(cfg, paths),
+            outputs=(paths.localiser,),
         ),
         Step(
             "report",
@@ -306,6 +313,10 @@ def run_study(cfg: DemoConfig, on_step: Callable[[StepEvent], None] | None = Non
         if not stale:
             notify(replace(event, status="skipped"))
             continue
+        if _finished_params(paths, step) not in (None, step.params):  # not a resume
+            for folder in step.outputs:
+                log.info("%s: parameters changed since it finished; starting afresh", step.name)
+                shutil.rmtree(folder, ignore_errors=True)
         _marker(paths, step).unlink(missing_ok=True)
         notify(event)
         t0 = time.perf_counter()
