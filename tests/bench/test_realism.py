@@ -79,6 +79,7 @@ def _split_by_radiograph(dataset_dirs: list[Path], out: Path, seed: int) -> tupl
     return halves
 
 
+@pytest.mark.slow  # CI runs it (make test-all)
 def test_bench_realism_is_near_chance_for_two_halves_of_one_cohort(tmp_path):
     # Two random halves of one cohort's radiographs: one distribution, and no matched design.
     # (Two cohorts of one preset have the same counts per site and class; leaving crops out of

@@ -213,6 +213,7 @@ def test_weights_path_is_recorded(dataset, tmp_path):
     assert load_checkpoint(result.last_checkpoint).extra["weights_used"].startswith(str(path))
 
 
+@pytest.mark.slow  # two processes; CI runs it (make test-all)
 def test_ddp_two_cpu_processes_match_single_process(cli_run, dataset, tmp_path):
     """Same global batch on 2 gloo ranks: weights agree with world size 1 up to batch-norm statistics."""
     kw = dict(epochs=1, hflip=False, vflip=False, rotation_degrees=0.0, precision="fp32", lr=2e-4)
