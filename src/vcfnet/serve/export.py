@@ -27,6 +27,7 @@ import io
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydicom import Dataset
@@ -35,6 +36,10 @@ from pydicom.sr.coding import Code
 
 from vcfnet.labels import CLASS_NAMES
 from vcfnet.serve.models import Analysis, Case, ReadRequest, Report, User
+
+if TYPE_CHECKING:
+    import highdicom as hd
+    from fpdf import FPDF
 
 MANUFACTURER = "vcfnet (research software)"
 NOTICE = "Research software, not a medical device."
@@ -181,14 +186,14 @@ def _rectangle(box: tuple[float, float, float, float]) -> np.ndarray:
     return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]], dtype=np.float32)
 
 
-def structured_report(signed: SignedRead, sc: Dataset) -> Dataset:
-    """A Comprehensive SR (TID 1500) of a signed read whose regions lie on the image ``sc``: the
-    case's de-identified Secondary Capture (a download), or the original instance's metadata
-    (the SR sent to the PACS, ``serve.pacs_send``); the SR joins that image's study and patient."""
+def _observation_context(
+    signed: SignedRead,
+) -> tuple[hd.sr.ObservationContext, hd.sr.AlgorithmIdentification | None]:
+    """The SR's observers (the signing radiologist; the model as device, if the reader may see
+    it) and the model's algorithm identification for its measurements (or None)."""
     import highdicom as hd
 
-    case, analysis = signed.case, signed.analysis
-    findings = signed.findings
+    analysis = signed.analysis
     person = hd.sr.ObserverContext(
         observer_type=codes.DCM.Person,
         observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
@@ -219,59 +224,89 @@ def structured_report(signed: SignedRead, sc: Dataset) -> Dataset:
     context = hd.sr.ObservationContext(
         observer_person_context=person, observer_device_context=device
     )
+    return context, algorithm
+
+
+def _report_boxes(signed: SignedRead) -> list[tuple[str, tuple, dict | None]]:
+    """(level, box, probabilities or None) per box: the boxes the model saw (with their
+    probabilities), else the case's current boxes."""
+    if signed.analysis is not None:
+        return [
+            (f.level, (f.x1, f.y1, f.x2, f.y2), f.probabilities) for f in signed.analysis.findings
+        ]
+    return [(b.level, b.coords, None) for b in signed.case.boxes]
+
+
+def _finding(signed: SignedRead, level: str) -> Code | None:
+    """The radiologist's class of ``level``: the group's coded finding (TID 1501 "Finding")."""
+    findings = signed.findings
+    return CLASS_CODES[findings[level]] if level in findings else None
+
+
+def _tracking(signed: SignedRead, level: str, index: int) -> hd.sr.TrackingIdentifier:
+    import highdicom as hd
+
+    return hd.sr.TrackingIdentifier(
+        uid=derived_uid(signed.case.sop_instance_uid, "box", index, level),
+        identifier=f"{level} vertebra (box {index + 1})",
+    )
+
+
+def _box_group(
+    signed: SignedRead,
+    index: int,
+    box_entry: tuple,
+    source: hd.sr.SourceImageForRegion,
+    algorithm: hd.sr.AlgorithmIdentification | None,
+) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
+    """The measurement group of one box: its region on the image, level, class and (if any) the
+    model's probabilities."""
+    import highdicom as hd
+
+    level, box, probabilities = box_entry
+    measurements = [
+        hd.sr.Measurement(
+            name=PROBABILITY_CODES[name],
+            value=float(probabilities[name]),
+            unit=codes.UCUM.NoUnits,
+            algorithm_id=algorithm,
+        )
+        for name in CLASS_NAMES
+        if probabilities and name in probabilities
+    ]
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=_tracking(signed, level, index),
+        referenced_region=hd.sr.ImageRegion(
+            graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+            graphic_data=_rectangle(box),
+            source_image=source,
+        ),
+        finding_sites=[hd.sr.FindingSite(LEVEL_SITES[level])] if level in LEVEL_SITES else None,
+        finding_type=_finding(signed, level),
+        measurements=measurements or None,
+    )
+
+
+def _measurement_groups(
+    signed: SignedRead, sc: Dataset, algorithm: hd.sr.AlgorithmIdentification | None
+) -> list:
+    """One group per box, one per level classified without a box; one empty group if neither."""
+    import highdicom as hd
+
     source = hd.sr.SourceImageForRegion(
         referenced_sop_class_uid=sc.SOPClassUID,
         referenced_sop_instance_uid=sc.SOPInstanceUID,
     )
-
-    def finding(level: str) -> Code | None:
-        """The radiologist's class of ``level``: the group's coded finding (TID 1501 "Finding")."""
-        return CLASS_CODES[findings[level]] if level in findings else None
-
-    def tracking(level: str, index: int) -> hd.sr.TrackingIdentifier:
-        return hd.sr.TrackingIdentifier(
-            uid=derived_uid(case.sop_instance_uid, "box", index, level),
-            identifier=f"{level} vertebra (box {index + 1})",
-        )
-
-    # the boxes the model saw (with their probabilities), else the case's current boxes
-    if analysis is not None:
-        boxes = [(f.level, (f.x1, f.y1, f.x2, f.y2), f.probabilities) for f in analysis.findings]
-    else:
-        boxes = [(b.level, b.coords, None) for b in case.boxes]
-    groups: list = []
-    for index, (level, box, probabilities) in enumerate(boxes):
-        measurements = [
-            hd.sr.Measurement(
-                name=PROBABILITY_CODES[name],
-                value=float(probabilities[name]),
-                unit=codes.UCUM.NoUnits,
-                algorithm_id=algorithm,
-            )
-            for name in CLASS_NAMES
-            if probabilities and name in probabilities
-        ]
-        groups.append(
-            hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-                tracking_identifier=tracking(level, index),
-                referenced_region=hd.sr.ImageRegion(
-                    graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-                    graphic_data=_rectangle(box),
-                    source_image=source,
-                ),
-                finding_sites=[hd.sr.FindingSite(LEVEL_SITES[level])]
-                if level in LEVEL_SITES
-                else None,
-                finding_type=finding(level),
-                measurements=measurements or None,
-            )
-        )
+    boxes = _report_boxes(signed)
+    groups: list = [
+        _box_group(signed, index, entry, source, algorithm) for index, entry in enumerate(boxes)
+    ]
     boxed = {level for level, _, _ in boxes}
-    for index, level in enumerate(lvl for lvl in findings if lvl not in boxed):
+    for index, level in enumerate(lvl for lvl in signed.findings if lvl not in boxed):
         groups.append(
             hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=tracking(level, len(boxes) + index),
-                finding_type=finding(level),
+                tracking_identifier=_tracking(signed, level, len(boxes) + index),
+                finding_type=_finding(signed, level),
                 finding_sites=[hd.sr.FindingSite(LEVEL_SITES[level])],
             )
         )
@@ -279,15 +314,26 @@ def structured_report(signed: SignedRead, sc: Dataset) -> Dataset:
         groups.append(
             hd.sr.MeasurementsAndQualitativeEvaluations(
                 tracking_identifier=hd.sr.TrackingIdentifier(
-                    uid=derived_uid(case.sop_instance_uid, "report", signed.read.id),
+                    uid=derived_uid(signed.case.sop_instance_uid, "report", signed.read.id),
                     identifier="report without findings per vertebra",
                 ),
             )
         )
+    return groups
+
+
+def structured_report(signed: SignedRead, sc: Dataset) -> Dataset:
+    """A Comprehensive SR (TID 1500) of a signed read whose regions lie on the image ``sc``: the
+    case's de-identified Secondary Capture (a download), or the original instance's metadata
+    (the SR sent to the PACS, ``serve.pacs_send``); the SR joins that image's study and patient."""
+    import highdicom as hd
+
+    case = signed.case
+    context, algorithm = _observation_context(signed)
     content = hd.sr.MeasurementReport(
         observation_context=context,
         procedure_reported=PROCEDURE,
-        imaging_measurements=groups,
+        imaging_measurements=_measurement_groups(signed, sc, algorithm),
     )
     latest = signed.latest
     signed_at: dt.datetime = latest.signed_at
@@ -341,12 +387,93 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
+def _pdf_line(pdf: FPDF, text: str, size: float = 10, style: str = "", height: float = 5) -> None:
+    """One paragraph of Helvetica text across the page."""
+    pdf.set_font("Helvetica", style, size)
+    pdf.multi_cell(0, height, _latin1(text), new_x="LMARGIN", new_y="NEXT")
+
+
+def _pdf_case(pdf: FPDF, signed: SignedRead) -> None:
+    """The title, the notice and the case: pseudonym, image, upload, read request, note."""
+    case, read = signed.case, signed.read
+    _pdf_line(pdf, "Second read of a lateral spine radiograph", size=16, style="B", height=8)
+    pdf.set_text_color(160, 0, 0)
+    _pdf_line(pdf, NOTICE + " Not for diagnosis or treatment decisions.", style="B")
+    pdf.set_text_color(0, 0, 0)
+    pdf.ln(2)
+    _pdf_line(pdf, f"Case {case.id} - patient pseudonym {case.patient_pseudonym}")
+    _pdf_line(
+        pdf,
+        f"Image {case.width} x {case.height} px ({case.source_format}), uploaded "
+        f"{case.created_at:%Y-%m-%d %H:%M} UTC; read request {read.id}",
+    )
+    if read.note:
+        _pdf_line(pdf, f"Clinician's note: {read.note}")
+
+
+def _pdf_signed_versions(pdf: FPDF, signed: SignedRead) -> None:
+    """Each signed version: classes per level, text, signer and time."""
+    for report in signed.reports:
+        pdf.ln(3)
+        kind = "Addendum" if report.kind == "addendum" else "Report"
+        _pdf_line(pdf, f"{kind} v{report.version}", size=12, style="B", height=6)
+        if report.findings:
+            _pdf_line(pdf, "Findings per vertebra:", style="B")
+            for level, name in report.findings.items():
+                _pdf_line(pdf, f"    {level}: {name}")
+        if report.text.strip():
+            _pdf_line(pdf, report.text)
+        _pdf_line(
+            pdf,
+            f"Signed by {display_name(report.author)} on {report.signed_at:%Y-%m-%d %H:%M} UTC",
+            style="I",
+        )
+
+
+def _pdf_model_result(pdf: FPDF, analysis: Analysis) -> None:
+    """The model's identity and its table: probabilities, predicted class and box per level."""
+    pdf.ln(3)
+    _pdf_line(pdf, "Model result", size=12, style="B", height=6)
+    _pdf_line(
+        pdf,
+        f"{analysis.model_name} {analysis.model_version} ({analysis.model_runtime}), "
+        f"weights sha256 {analysis.model_hash}; analysed {analysis.created_at:%Y-%m-%d %H:%M} UTC",
+        size=8,
+        height=4,
+    )
+    pdf.set_font("Helvetica", "", 9)
+    header = ("Level", *(f"p({name})" for name in CLASS_NAMES), "Predicted", "Box (px)")
+    with pdf.table(col_widths=(12, 18, 18, 18, 20, 40), text_align="LEFT") as table:
+        table.row(header)
+        for f in analysis.findings:
+            table.row(
+                (
+                    f.level,
+                    *(f"{float(f.probabilities.get(name, 0.0)):.3f}" for name in CLASS_NAMES),
+                    f.predicted,
+                    f"{f.x1:.0f},{f.y1:.0f} - {f.x2:.0f},{f.y2:.0f}",
+                )
+            )
+
+
+def _pdf_heatmap(pdf: FPDF, heatmap_png: bytes) -> None:
+    """The Grad-CAM heatmap, at most 170 mm wide and 120 mm high."""
+    from PIL import Image
+
+    pdf.ln(3)
+    _pdf_line(pdf, "Grad-CAM heatmap of the model (where it looked, not a diagnosis):", size=9)
+    with Image.open(io.BytesIO(heatmap_png)) as image:
+        image.load()
+        width_mm = min(170.0, 120.0 * image.width / max(image.height, 1))
+        pdf.image(image.convert("RGB"), w=width_mm)
+
+
 def report_pdf_bytes(signed: SignedRead, heatmap_png: bytes | None) -> bytes:
     """A PDF of a signed read: notice, case pseudonym, each signed version (classes per level,
     text, signer and time), the model's result table and the heatmap (if the reader may see it)."""
     from fpdf import FPDF
 
-    case, read, analysis = signed.case, signed.read, signed.analysis
+    case, analysis = signed.case, signed.analysis
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.set_title(f"vcfnet second-read report, case {case.id}")
@@ -354,66 +481,10 @@ def report_pdf_bytes(signed: SignedRead, heatmap_png: bytes | None) -> bytes:
     pdf.set_creator(MANUFACTURER)
     pdf.set_creation_date(signed.latest.signed_at.replace(tzinfo=dt.UTC))
     pdf.add_page()
-
-    def line(text: str, size: float = 10, style: str = "", height: float = 5) -> None:
-        pdf.set_font("Helvetica", style, size)
-        pdf.multi_cell(0, height, _latin1(text), new_x="LMARGIN", new_y="NEXT")
-
-    line("Second read of a lateral spine radiograph", size=16, style="B", height=8)
-    pdf.set_text_color(160, 0, 0)
-    line(NOTICE + " Not for diagnosis or treatment decisions.", style="B")
-    pdf.set_text_color(0, 0, 0)
-    pdf.ln(2)
-    line(f"Case {case.id} - patient pseudonym {case.patient_pseudonym}")
-    line(
-        f"Image {case.width} x {case.height} px ({case.source_format}), uploaded "
-        f"{case.created_at:%Y-%m-%d %H:%M} UTC; read request {read.id}"
-    )
-    if read.note:
-        line(f"Clinician's note: {read.note}")
-    for report in signed.reports:
-        pdf.ln(3)
-        kind = "Addendum" if report.kind == "addendum" else "Report"
-        line(f"{kind} v{report.version}", size=12, style="B", height=6)
-        if report.findings:
-            line("Findings per vertebra:", style="B")
-            for level, name in report.findings.items():
-                line(f"    {level}: {name}")
-        if report.text.strip():
-            line(report.text)
-        line(
-            f"Signed by {display_name(report.author)} on {report.signed_at:%Y-%m-%d %H:%M} UTC",
-            style="I",
-        )
+    _pdf_case(pdf, signed)
+    _pdf_signed_versions(pdf, signed)
     if analysis is not None:
-        pdf.ln(3)
-        line("Model result", size=12, style="B", height=6)
-        line(
-            f"{analysis.model_name} {analysis.model_version} ({analysis.model_runtime}), "
-            f"weights sha256 {analysis.model_hash}; analysed {analysis.created_at:%Y-%m-%d %H:%M} UTC",
-            size=8,
-            height=4,
-        )
-        pdf.set_font("Helvetica", "", 9)
-        header = ("Level", *(f"p({name})" for name in CLASS_NAMES), "Predicted", "Box (px)")
-        with pdf.table(col_widths=(12, 18, 18, 18, 20, 40), text_align="LEFT") as table:
-            table.row(header)
-            for f in analysis.findings:
-                table.row(
-                    (
-                        f.level,
-                        *(f"{float(f.probabilities.get(name, 0.0)):.3f}" for name in CLASS_NAMES),
-                        f.predicted,
-                        f"{f.x1:.0f},{f.y1:.0f} - {f.x2:.0f},{f.y2:.0f}",
-                    )
-                )
+        _pdf_model_result(pdf, analysis)
         if heatmap_png:
-            pdf.ln(3)
-            line("Grad-CAM heatmap of the model (where it looked, not a diagnosis):", size=9)
-            from PIL import Image
-
-            with Image.open(io.BytesIO(heatmap_png)) as image:
-                image.load()
-                width_mm = min(170.0, 120.0 * image.width / max(image.height, 1))
-                pdf.image(image.convert("RGB"), w=width_mm)
+            _pdf_heatmap(pdf, heatmap_png)
     return bytes(pdf.output())
