@@ -150,8 +150,9 @@ def _read_scores(df: pd.DataFrame, labels: np.ndarray) -> tuple[np.ndarray, str]
     return onehot, "categorical"
 
 
-def load_reads(df: pd.DataFrame, truth: Truth) -> Reads:
-    """Validate a reads table against the truth; raises InputError saying what is wrong."""
+def _normalised_reads(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a reads table that has the required columns and reads, with case ids as
+    strings, reader names stripped and modes lower case (all of them known)."""
     missing = [c for c in ("case_id", "reader", "mode", "label") if c not in df.columns]
     if missing:
         raise InputError(
@@ -171,24 +172,32 @@ def load_reads(df: pd.DataFrame, truth: Truth) -> Reads:
             f"unknown mode(s) {', '.join(map(repr, bad_modes))} in reads file: "
             f"use {' or '.join(MODES)}"
         )
-    known = {cid: i for i, cid in enumerate(truth.case_ids)}
+    return df
+
+
+def _check_known_cases(df: pd.DataFrame, known: dict[str, int]) -> None:
     unknown = sorted(set(df["case_id"]) - set(known))
     if unknown:
         raise InputError(
             f"{len(unknown)} case(s) in the reads file are not in the truth file "
             f"(first: {unknown[0]!r}); are the reads from another data set?"
         )
-    labels = _class_index(df["label"], "the reads file")
+
+
+def _check_no_repeats(df: pd.DataFrame) -> None:
     dup = df.duplicated(["case_id", "reader", "mode"])
     if dup.any():
         row = df[dup].iloc[0]
         raise InputError(
             f"reader {row['reader']!r} read case {row['case_id']!r} twice in mode {row['mode']!r}"
         )
-    scores, kind = _read_scores(df, labels)
 
-    study_cases = sorted(set(df["case_id"]), key=known.__getitem__)
-    readers = tuple(dict.fromkeys(df["reader"]))
+
+def _complete_modes(
+    df: pd.DataFrame, readers: tuple[str, ...], study_cases: list[str]
+) -> tuple[str, ...]:
+    """The modes read (in MODES order), once every reader read every study case in each of them
+    and the unaided mode is among them."""
     for (reader, mode), group in df.groupby(["reader", "mode"], sort=False):
         if len(group) != len(study_cases):
             absent = sorted(set(study_cases) - set(group["case_id"]))
@@ -209,6 +218,30 @@ def load_reads(df: pd.DataFrame, truth: Truth) -> Reads:
                 f"reader {reader!r} has only {', '.join(sorted(own))} reads while others have "
                 f"{', '.join(modes)}; every reader reads every case in the same modes"
             )
+    return modes
+
+
+def _reader_levels(df: pd.DataFrame, readers: tuple[str, ...]) -> tuple[str, ...]:
+    """Each reader's first reader_level ('' where the column or the value is missing)."""
+    levels = tuple(
+        str(df.loc[df["reader"] == r, "reader_level"].iloc[0]) if "reader_level" in df else ""
+        for r in readers
+    )
+    return tuple("" if lv == "nan" else lv for lv in levels)
+
+
+def load_reads(df: pd.DataFrame, truth: Truth) -> Reads:
+    """Validate a reads table against the truth; raises InputError saying what is wrong."""
+    df = _normalised_reads(df)
+    known = {cid: i for i, cid in enumerate(truth.case_ids)}
+    _check_known_cases(df, known)
+    labels = _class_index(df["label"], "the reads file")
+    _check_no_repeats(df)
+    scores, kind = _read_scores(df, labels)
+
+    study_cases = sorted(set(df["case_id"]), key=known.__getitem__)
+    readers = tuple(dict.fromkeys(df["reader"]))
+    modes = _complete_modes(df, readers, study_cases)
 
     pos = {cid: j for j, cid in enumerate(study_cases)}
     r_idx = df["reader"].map({r: i for i, r in enumerate(readers)}).to_numpy()
@@ -219,12 +252,8 @@ def load_reads(df: pd.DataFrame, truth: Truth) -> Reads:
     score_cube = np.zeros((len(readers), len(modes), n, len(CLASS_NAMES)))
     label_cube[r_idx, m_idx, c_idx] = labels
     score_cube[r_idx, m_idx, c_idx] = scores
-    levels = tuple(
-        str(df.loc[df["reader"] == r, "reader_level"].iloc[0]) if "reader_level" in df else ""
-        for r in readers
-    )
-    levels = tuple("" if lv == "nan" else lv for lv in levels)
     case_index = np.array([known[c] for c in study_cases])
+    levels = _reader_levels(df, readers)
     return Reads(readers, levels, case_index, label_cube, score_cube, kind, modes)
 
 
