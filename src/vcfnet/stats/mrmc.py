@@ -166,6 +166,54 @@ def _modality_cis(
     return np.array(lows), np.array(highs), np.array(dfs, dtype=float)
 
 
+def _mean_squares(theta: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Per-modality mean AUCs (t,) of reader AUCs ``theta`` (t, r), the modality mean square
+    and the modality x reader interaction mean square."""
+    t, r = theta.shape
+    mod_mean = theta.mean(axis=1)
+    grand = theta.mean()
+    ms_t = r * float(((mod_mean - grand) ** 2).sum()) / (t - 1)
+    interaction = theta - mod_mean[:, None] - theta.mean(axis=0)[None, :] + grand
+    ms_tr = float((interaction**2).sum()) / ((t - 1) * (r - 1))
+    return mod_mean, ms_t, ms_tr
+
+
+def _f_test(
+    ms_t: float, ms_tr: float, cov2: float, cov3: float, t: int, r: int
+) -> tuple[float, int, float, float, float]:
+    """The OR-Hillis F test of equal modality AUCs: (denominator, df1, df2, F, p)."""
+    denominator = ms_tr + r * max(cov2 - cov3, 0.0)
+    df1 = t - 1
+    df2 = denominator**2 / (ms_tr**2 / ((t - 1) * (r - 1))) if ms_tr > 0 else np.inf
+    f_stat = ms_t / denominator if denominator > 0 else np.nan
+    p = (
+        float(stats.f.sf(f_stat, df1, df2))
+        if np.isfinite(df2)
+        else float(stats.chi2.sf(f_stat * df1, df1))
+    )
+    return denominator, df1, df2, f_stat, p
+
+
+def _pairwise_differences(
+    mod_mean: np.ndarray, denominator: float, r: int, df2: float, level: float
+) -> dict[str, Any]:
+    """Per pair of modalities (i < j): AUC difference i - j, its standard error, CI and p."""
+    quantile = float(stats.t.ppf((1 + level) / 2, df2))
+    pairs = tuple(itertools.combinations(range(len(mod_mean)), 2))
+    diff = np.array([mod_mean[i] - mod_mean[j] for i, j in pairs])
+    se = np.full(len(pairs), np.sqrt(2.0 / r * denominator))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        diff_p = 2 * stats.t.sf(np.abs(diff / se), df2)
+    return {
+        "pairs": pairs,
+        "difference": diff,
+        "difference_se": se,
+        "difference_ci_low": diff - quantile * se,
+        "difference_ci_high": diff + quantile * se,
+        "difference_p": np.asarray(diff_p, dtype=float),
+    }
+
+
 def or_hillis(
     truth: Any, scores: Any, *, cov: CovarianceMethod = "delong", level: float = 0.95
 ) -> ORHillisResult:
@@ -182,41 +230,13 @@ def or_hillis(
     aucs, c = _auc_covariance(y, x.reshape(t * r, n_cases), cov)
     theta = aucs.reshape(t, r)
     var, cov1, cov2, cov3 = _covariance_components(c, t, r)
-
-    mod_mean = theta.mean(axis=1)
-    grand = theta.mean()
-    ms_t = r * float(((mod_mean - grand) ** 2).sum()) / (t - 1)
-    interaction = theta - mod_mean[:, None] - theta.mean(axis=0)[None, :] + grand
-    ms_tr = float((interaction**2).sum()) / ((t - 1) * (r - 1))
-
-    denominator = ms_tr + r * max(cov2 - cov3, 0.0)
-    df1 = t - 1
-    df2 = denominator**2 / (ms_tr**2 / ((t - 1) * (r - 1))) if ms_tr > 0 else np.inf
-    f_stat = ms_t / denominator if denominator > 0 else np.nan
-    p = (
-        float(stats.f.sf(f_stat, df1, df2))
-        if np.isfinite(df2)
-        else float(stats.chi2.sf(f_stat * df1, df1))
-    )
-
-    quantile = float(stats.t.ppf((1 + level) / 2, df2))
-    pairs = tuple(itertools.combinations(range(t), 2))
-    diff = np.array([mod_mean[i] - mod_mean[j] for i, j in pairs])
-    se = np.full(len(pairs), np.sqrt(2.0 / r * denominator))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        diff_p = 2 * stats.t.sf(np.abs(diff / se), df2)
-
+    mod_mean, ms_t, ms_tr = _mean_squares(theta)
+    denominator, df1, df2, f_stat, p = _f_test(ms_t, ms_tr, cov2, cov3, t, r)
     lows, highs, dfs = _modality_cis(theta, c, level)
-
     return ORHillisResult(
         modality_aucs=mod_mean,
         reader_aucs=theta,
-        pairs=pairs,
-        difference=diff,
-        difference_se=se,
-        difference_ci_low=diff - quantile * se,
-        difference_ci_high=diff + quantile * se,
-        difference_p=np.asarray(diff_p, dtype=float),
+        **_pairwise_differences(mod_mean, denominator, r, df2, level),
         f=float(f_stat),
         df1=df1,
         df2=float(df2),
