@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +200,71 @@ def _arithmetic_ceiling(results: dict, image_size: int, peaks: dict[str, float])
     return out
 
 
+def _reference_path(tmp_path: Path, pre: Preprocessing) -> Callable[[Sequence[Path]], np.ndarray]:
+    """The authors' notebook path: the checkpoint's model in fp32 eager, PIL + torchvision."""
+    reference = load_checkpoint(tmp_path / "model.pt").model.eval()
+    transform = transforms.Compose(
+        [
+            transforms.Resize((pre.image_size, pre.image_size)),
+            transforms.ToTensor(),
+            transforms.Normalize(pre.mean, pre.std),
+        ]
+    )
+    return lambda fs: _reference_predict(reference, transform, fs)
+
+
+def _load_vcfnet_paths(
+    tmp_path: Path, batch_size: int, crops: Sequence[np.ndarray], results: dict[str, Any]
+) -> tuple[Any, Any, Any]:
+    """vcfnet's torch, ONNX fp32 and ONNX int8 predictors of ``model.pt``/``model.onnx``; their
+    load and quantisation times and the int8 model's agreement with fp32 PyTorch go into
+    ``results``."""
+    start = time.perf_counter()
+    fast = load_model(tmp_path / "model.pt", batch_size=batch_size)
+    results["load_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    onnx = load_model(tmp_path / "model.onnx", batch_size=batch_size)
+    results["load_onnx_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    quantize_onnx(tmp_path / "model.onnx", tmp_path / "model_int8.onnx", crops[:64])
+    results["quantize_int8_s"] = time.perf_counter() - start
+    onnx_int8 = load_model(tmp_path / "model_int8.onnx", batch_size=batch_size)
+    fp32 = load_model(tmp_path / "model.pt", device="cpu", precision="fp32")
+    results["onnx_int8_max_abs_dp"], results["onnx_int8_top1_agreement"] = agreement(
+        fp32.predict_crops(crops), onnx_int8.predict_crops(crops)
+    )
+    results["vcfnet_precision"] = fast.precision.name
+    return fast, onnx, onnx_int8
+
+
+def _model_only_rates(
+    fast, onnx, onnx_int8, crops: Sequence[np.ndarray], repeats: int, args: argparse.Namespace
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Each vcfnet model alone on a ready batch ``crops`` (images/s), and the kernels' peaks:
+    measured on both sides of the model-only runs, the best kept (on a shared CPU a peak read in
+    a busy moment would otherwise let a path exceed "its peak")."""
+    peaks_before = measure_peaks(fast.precision.name, **peak_options(args))
+    rates = {
+        "vcfnet_torch_model_only_img_s": _torch_model_only_img_s(fast, crops, repeats),
+        "vcfnet_onnx_model_only_img_s": _model_only_img_s(onnx, crops, repeats),
+        "vcfnet_onnx_int8_model_only_img_s": _model_only_img_s(onnx_int8, crops, repeats),
+    }
+    peaks_after = measure_peaks(fast.precision.name, **peak_options(args))
+    peaks = {key: max(peaks_before[key], peaks_after[key]) for key in peaks_before}
+    return rates, peaks
+
+
+def _add_speedups(results: dict[str, Any]) -> None:
+    """Each vcfnet path's images/s, p50 latency and CPU time per image relative to the
+    reference's."""
+    for prefix in ("vcfnet_torch", "vcfnet_onnx", "vcfnet_onnx_int8"):
+        results[f"{prefix}_speedup"] = results[f"{prefix}_img_s"] / results["reference_img_s"]
+        results[f"{prefix}_p50_speedup"] = results["reference_p50_ms"] / results[f"{prefix}_p50_ms"]
+        results[f"{prefix}_cpu_speedup"] = (
+            results["reference_cpu_ms_per_img"] / results[f"{prefix}_cpu_ms_per_img"]
+        )
+
+
 def run(args: argparse.Namespace) -> dict:
     """Reference (authors' notebook: fp32 eager, PIL + torchvision per image) vs vcfnet (bf16 +
     channels_last via ``vcfnet.device``; onnxruntime fp32 and int8, the int8 model calibrated on
@@ -222,63 +287,24 @@ def run(args: argparse.Namespace) -> dict:
         torch.manual_seed(0)
         save_checkpoint(tmp_path / "model.pt", build_model(), preprocessing=pre, config={})
         export_onnx(tmp_path / "model.pt", tmp_path / "model.onnx")
-
-        reference = load_checkpoint(tmp_path / "model.pt").model.eval()
-        transform = transforms.Compose(
-            [
-                transforms.Resize((pre.image_size, pre.image_size)),
-                transforms.ToTensor(),
-                transforms.Normalize(pre.mean, pre.std),
-            ]
-        )
-        start = time.perf_counter()
-        fast = load_model(tmp_path / "model.pt", batch_size=batch_size)
-        results["load_s"] = time.perf_counter() - start
-        start = time.perf_counter()
-        onnx = load_model(tmp_path / "model.onnx", batch_size=batch_size)
-        results["load_onnx_s"] = time.perf_counter() - start
-
+        reference = _reference_path(tmp_path, pre)
         crops = [read_radiograph(f).pixels for f in files]
-        start = time.perf_counter()
-        quantize_onnx(tmp_path / "model.onnx", tmp_path / "model_int8.onnx", crops[:64])
-        results["quantize_int8_s"] = time.perf_counter() - start
-        onnx_int8 = load_model(tmp_path / "model_int8.onnx", batch_size=batch_size)
-        fp32 = load_model(tmp_path / "model.pt", device="cpu", precision="fp32")
-        results["onnx_int8_max_abs_dp"], results["onnx_int8_top1_agreement"] = agreement(
-            fp32.predict_crops(crops), onnx_int8.predict_crops(crops)
-        )
-        results["vcfnet_precision"] = fast.precision.name
+        fast, onnx, onnx_int8 = _load_vcfnet_paths(tmp_path, batch_size, crops, results)
         paths = {
-            "reference": lambda fs: _reference_predict(reference, transform, fs),
+            "reference": reference,
             "vcfnet_torch": fast.predict_crop_files,
             "vcfnet_onnx": onnx.predict_crop_files,
             "vcfnet_onnx_int8": onnx_int8.predict_crop_files,
         }
         results.update(_interleaved_timings(paths, files, batch_size, latency_n))
-        repeats = max(1, n // batch_size)
-        peaks_before = measure_peaks(fast.precision.name, **peak_options(args))
-        results["vcfnet_torch_model_only_img_s"] = _torch_model_only_img_s(
-            fast, crops[:batch_size], repeats
+        rates, peaks = _model_only_rates(
+            fast, onnx, onnx_int8, crops[:batch_size], max(1, n // batch_size), args
         )
-        results["vcfnet_onnx_model_only_img_s"] = _model_only_img_s(
-            onnx, crops[:batch_size], repeats
-        )
-        results["vcfnet_onnx_int8_model_only_img_s"] = _model_only_img_s(
-            onnx_int8, crops[:batch_size], repeats
-        )
-        # peaks measured on both sides of the model-only runs, the best kept: on a shared CPU
-        # a peak read in a busy moment would otherwise let a path exceed "its peak"
-        peaks_after = measure_peaks(fast.precision.name, **peak_options(args))
-    peaks = {key: max(peaks_before[key], peaks_after[key]) for key in peaks_before}
+        results.update(rates)
     results["onnx_int8_model_only_img_s"] = results["vcfnet_onnx_int8_model_only_img_s"]
     results["onnx_int8_model_only_speedup"] = (
         results["onnx_int8_model_only_img_s"] / results["reference_img_s"]
     )
     results.update(_arithmetic_ceiling(results, pre.image_size, peaks))
-    for prefix in ("vcfnet_torch", "vcfnet_onnx", "vcfnet_onnx_int8"):
-        results[f"{prefix}_speedup"] = results[f"{prefix}_img_s"] / results["reference_img_s"]
-        results[f"{prefix}_p50_speedup"] = results["reference_p50_ms"] / results[f"{prefix}_p50_ms"]
-        results[f"{prefix}_cpu_speedup"] = (
-            results["reference_cpu_ms_per_img"] / results[f"{prefix}_cpu_ms_per_img"]
-        )
+    _add_speedups(results)
     return results
