@@ -16,6 +16,7 @@ import json
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -123,26 +124,16 @@ def demo_truths(demo_out: Path) -> list[dict[str, str]]:
     return out
 
 
-def load_demo_studies(db, state, demo_out: Path, seed: int = 0) -> None:
-    """The two demo studies (once): simulated reads on the first, demo-radiologist on the second."""
-    import numpy as np
+def _simulated_readers(db, state, users: dict, researcher) -> list[tuple[Any, str]]:
+    """(account, level) per simulated reader profile; the accounts (which cannot log in:
+    is_active False) are made where missing and added to ``users``."""
+    from vcfnet.serve import crud, security
+    from vcfnet.synth.readers import READER_PROFILES
 
-    from vcfnet.labels import CLASS_NAMES
-    from vcfnet.serve import crud, security, studies, study_results
-    from vcfnet.serve.models import Case, Study, StudyRead, User
-    from vcfnet.synth.readers import READER_PROFILES, simulate_reads
-
-    if db.scalar(select(Study.id).where(Study.name == DEMO_STUDY)):
-        return
-    users = {u.username: u for u in db.scalars(select(User))}
-    researcher = crud.Actor(users["demo-researcher"], "demo")
-    clinician = users[DEMO_ACCOUNTS[0][0]]
-    cases = db.scalars(select(Case).where(Case.created_by_id == clinician.id).order_by(Case.id))
-    truths = demo_truths(demo_out)
     readers = []
     for profile in READER_PROFILES:
         name = f"demo-sim-{profile.level}"
-        if name not in users:  # an account that cannot log in: is_active False
+        if name not in users:
             users[name] = crud.create_user(
                 db,
                 state.settings,
@@ -153,6 +144,85 @@ def load_demo_studies(db, state, demo_out: Path, seed: int = 0) -> None:
                 actor=researcher,
             )
         readers.append((users[name], profile.level))
+    return readers
+
+
+def _launched_study(db, state, researcher, name: str, seed: int, cases, readers, *, sliders: bool):
+    """A sequential study (washout 0) of ``cases`` [(case, {level: truth})] read by ``readers``
+    [(account, level)], launched; the readers' accounts are activated for it."""
+    from vcfnet.serve import studies
+
+    study = studies.create_study(db, researcher, name)
+    studies.update_settings(
+        db,
+        researcher,
+        study,
+        name=name,
+        design="sequential",
+        washout_days=0,
+        seed=seed,
+        ratings="sliders" if sliders else "none",
+    )
+    for case, truth in cases:
+        by_index = {i: truth.get(b.level, "") for i, b in enumerate(case.boxes)}
+        studies.add_case(db, researcher, study, case.id, by_index)
+    for user, level in readers:
+        user.is_active = True
+        studies.add_reader(db, researcher, study, user.username, level)
+    studies.launch(db, state.storage, state.models, researcher, study)
+    return study
+
+
+def _add_simulated_reads(db, study, seed: int) -> None:
+    """The study's reads by its simulated readers (``synth.readers.simulate_reads``: unaided in
+    session 1, aided in session 2) on each box, from its truth and the model's probabilities."""
+    import numpy as np
+
+    from vcfnet.labels import CLASS_NAMES
+    from vcfnet.serve import study_results
+    from vcfnet.serve.models import StudyRead
+    from vcfnet.synth.readers import simulate_reads
+
+    study.protocol = {**study.protocol, "simulated": True}
+    truth_df = study_results.truth_frame(study)
+    boxes = [
+        (entry["study_case_id"], i)
+        for entry in study.protocol["cases"]
+        for i in range(len(entry["boxes"]))
+    ]
+    y = truth_df["label"].map({c: k for k, c in enumerate(CLASS_NAMES)}).to_numpy()
+    probs = truth_df[[f"p_{c}" for c in CLASS_NAMES]].to_numpy(dtype=float)
+    by_level = {r.level: r for r in study.readers}
+    for read in simulate_reads(y, probs, np.random.default_rng(seed)):
+        study_case_id, box = boxes[read["case"]]
+        db.add(
+            StudyRead(
+                reader_id=by_level[read["reader_level"]].id,
+                study_case_id=study_case_id,
+                mode=read["mode"],
+                session=1 if read["mode"] == "unaided" else 2,
+                box=box,
+                label=CLASS_NAMES[read["label"]],
+                confidences={
+                    c: float(p) * 100 for c, p in zip(CLASS_NAMES, read["p"], strict=True)
+                },
+            )
+        )
+
+
+def load_demo_studies(db, state, demo_out: Path, seed: int = 0) -> None:
+    """The two demo studies (once): simulated reads on the first, demo-radiologist on the second."""
+    from vcfnet.serve import crud, studies
+    from vcfnet.serve.models import Case, Study, User
+
+    if db.scalar(select(Study.id).where(Study.name == DEMO_STUDY)):
+        return
+    users = {u.username: u for u in db.scalars(select(User))}
+    researcher = crud.Actor(users["demo-researcher"], "demo")
+    clinician = users[DEMO_ACCOUNTS[0][0]]
+    cases = db.scalars(select(Case).where(Case.created_by_id == clinician.id).order_by(Case.id))
+    truths = demo_truths(demo_out)
+    simulated = _simulated_readers(db, state, users, researcher)
     cases = [
         (case, truth)
         for case, truth in zip(cases, truths, strict=False)
@@ -161,55 +231,13 @@ def load_demo_studies(db, state, demo_out: Path, seed: int = 0) -> None:
     if not cases:
         log.warning("demo: no annotated fracture among the demo cases; no reader study made")
         return
-    for name, reading in ((DEMO_STUDY, readers), (DEMO_READING_STUDY, None)):
-        study = studies.create_study(db, researcher, name)
-        studies.update_settings(
-            db,
-            researcher,
-            study,
-            name=name,
-            design="sequential",
-            washout_days=0,
-            seed=seed,
-            ratings="sliders" if reading is not None else "none",
-        )
-        for case, truth in cases:
-            by_index = {i: truth.get(b.level, "") for i, b in enumerate(case.boxes)}
-            studies.add_case(db, researcher, study, case.id, by_index)
-        for user, level in reading or [(users["demo-radiologist"], "competent")]:
-            user.is_active = True
-            studies.add_reader(db, researcher, study, user.username, level)
-        studies.launch(db, state.storage, state.models, researcher, study)
-        if reading is None:
-            continue
-        study.protocol = {**study.protocol, "simulated": True}
-        truth_df = study_results.truth_frame(study)
-        boxes = [
-            (entry["study_case_id"], i)
-            for entry in study.protocol["cases"]
-            for i in range(len(entry["boxes"]))
-        ]
-        y = truth_df["label"].map({c: k for k, c in enumerate(CLASS_NAMES)}).to_numpy()
-        probs = truth_df[[f"p_{c}" for c in CLASS_NAMES]].to_numpy(dtype=float)
-        by_level = {r.level: r for r in study.readers}
-        for read in simulate_reads(y, probs, np.random.default_rng(seed)):
-            study_case_id, box = boxes[read["case"]]
-            db.add(
-                StudyRead(
-                    reader_id=by_level[read["reader_level"]].id,
-                    study_case_id=study_case_id,
-                    mode=read["mode"],
-                    session=1 if read["mode"] == "unaided" else 2,
-                    box=box,
-                    label=CLASS_NAMES[read["label"]],
-                    confidences={
-                        c: float(p) * 100 for c, p in zip(CLASS_NAMES, read["p"], strict=True)
-                    },
-                )
-            )
-        studies.close(db, researcher, study)
-        for user, _ in reading:
-            user.is_active = False
+    study = _launched_study(db, state, researcher, DEMO_STUDY, seed, cases, simulated, sliders=True)
+    _add_simulated_reads(db, study, seed)
+    studies.close(db, researcher, study)
+    for user, _ in simulated:
+        user.is_active = False
+    reading = [(users["demo-radiologist"], "competent")]
+    _launched_study(db, state, researcher, DEMO_READING_STUDY, seed, cases, reading, sliders=False)
     db.commit()
 
 
