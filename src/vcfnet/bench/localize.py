@@ -14,7 +14,7 @@ import numpy as np
 from vcfnet.io.images import read_radiograph
 from vcfnet.localiser.model import Localiser
 from vcfnet.localiser.results import body_records
-from vcfnet.synth.cohort import SynthConfig, plan_site, run_tasks
+from vcfnet.synth.cohort import DEFAULT_SIZE, SynthConfig, plan_site, run_tasks
 from vcfnet.synth.sites import preset_sites
 
 TARGET_S = 1.0
@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="localiser LOC (default: an untrained width-16 one; speed does not depend on the weights)",
     )
     parser.add_argument("--n", type=int, default=8, help="radiographs")
-    parser.add_argument("--size", default="1024x1280", help="radiograph WIDTHxHEIGHT")
+    parser.add_argument("--size", default=DEFAULT_SIZE, help="radiograph WIDTHxHEIGHT")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
 
 

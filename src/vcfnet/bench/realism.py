@@ -28,6 +28,7 @@ import numpy as np
 from vcfnet.errors import InputError
 from vcfnet.labels import CLASS_NAMES
 from vcfnet.preprocess import DEFAULT_IMAGE_SIZE
+from vcfnet.synth.cohort import DEFAULT_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=float, default=0.05, help="scale of the fresh cohort")
     parser.add_argument("--seed", type=int, default=0, help="cohort and cross-validation seed")
     parser.add_argument(
-        "--size", default="1024x1280", metavar="WxH", help="radiograph size of the fresh cohort"
+        "--size", default=DEFAULT_SIZE, metavar="WxH", help="radiograph size of the fresh cohort"
     )
     parser.add_argument(
         "--image-size",
@@ -363,7 +364,7 @@ def run(args: argparse.Namespace) -> dict:
             synth_source = str(synth_arg)
         else:
             scale = float(getattr(args, "scale", 0.05))
-            size = getattr(args, "size", "1024x1280")
+            size = getattr(args, "size", DEFAULT_SIZE)
             cfg = SynthConfig(
                 out=tmp / "cohort", scale=scale, seed=seed, size=size, workers=workers
             )

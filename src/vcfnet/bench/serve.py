@@ -42,6 +42,7 @@ from vcfnet.bench.serve_setup import (
     synthetic_radiographs,
 )
 from vcfnet.errors import ConfigError
+from vcfnet.synth.cohort import DEFAULT_SIZE
 
 #: targets of issue 13
 TARGET_ERRORS = 0
@@ -72,7 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--image-size", type=int, default=224, help="input size of the default model (224)"
     )
     parser.add_argument(
-        "--size", default="1024x1280", help="synthetic radiograph WIDTHxHEIGHT (default 1024x1280)"
+        "--size",
+        default=DEFAULT_SIZE,
+        help=f"synthetic radiograph WIDTHxHEIGHT (default {DEFAULT_SIZE})",
     )
     parser.add_argument(
         "--radiographs", type=int, default=4, help="distinct radiographs uploaded in turn (4)"

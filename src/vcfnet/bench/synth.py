@@ -8,13 +8,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from vcfnet.synth.cohort import SynthConfig, plan_site, run_tasks
+from vcfnet.synth.cohort import DEFAULT_SIZE, SynthConfig, plan_site, run_tasks
 from vcfnet.synth.sites import preset_sites
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=8, help="radiographs per measurement")
-    parser.add_argument("--size", default="1024x1280", help="WIDTHxHEIGHT")
+    parser.add_argument("--size", default=DEFAULT_SIZE, help="WIDTHxHEIGHT")
     parser.add_argument("--workers", type=int, default=0, help="parallel workers (0 = all cores)")
 
 
@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> dict:
     """Radiographs/s (render + DICOM + XML) at 1 worker and at N workers, side by side."""
     n = int(getattr(args, "n", 8))
     workers = int(getattr(args, "workers", 0)) or (os.cpu_count() or 1)
-    cfg = SynthConfig(scale=1.0, size=getattr(args, "size", "1024x1280"))
+    cfg = SynthConfig(scale=1.0, size=getattr(args, "size", DEFAULT_SIZE))
     sites = preset_sites("paper", 1.0)
     tasks = []
     for i in range(2 * n):  # all site profiles in turn

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vcfnet.preprocess import DEFAULT_IMAGE_SIZE
+from vcfnet.synth.cohort import DEFAULT_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class DemoConfig:
     size: str | None = field(
         default=None,
         metadata={
-            "help": "radiograph WIDTHxHEIGHT (default 1024x1280; --quick 512x640)",
+            "help": f"radiograph WIDTHxHEIGHT (default {DEFAULT_SIZE}; --quick 512x640)",
             "metavar": "WxH",
         },
     )
@@ -152,7 +153,7 @@ class DemoConfig:
         cfg = replace(
             self,
             scale=self.scale if self.scale is not None else (0.1 if quick else 0.3),
-            size=self.size or ("512x640" if quick else "1024x1280"),
+            size=self.size or ("512x640" if quick else DEFAULT_SIZE),
             budget_s=self.budget_s if self.budget_s is not None else (180.0 if quick else 900.0),
         )
         given = (self.epochs is not None) + (self.image_size is not None)

@@ -123,6 +123,9 @@ _GIVEN = (
     "GANG",
     "HUI",
 )
+#: radiograph WIDTHxHEIGHT of ``vcfnet synth`` and the benches (about 0.3 mm pixels; real lateral
+#: lumbar CR/DR films are ~2048x2560 at ~0.15 mm, 4.4x the render time, see docs/synthetic-data.md)
+DEFAULT_SIZE = "1024x1280"
 _STRENGTH = 1.4  # global multiplier of sign strengths (difficulty calibration)
 
 
@@ -141,7 +144,7 @@ class SynthConfig:
     )
     seed: int = field(default=0, metadata={"help": "random seed; same seed, same bytes"})
     size: str = field(
-        default="1024x1280",
+        default=DEFAULT_SIZE,
         metadata={"help": "radiograph WIDTHxHEIGHT in pixels", "metavar": "WxH"},
     )
     workers: int = field(default=0, metadata={"help": "worker processes (0 = all CPU cores)"})

@@ -34,6 +34,10 @@ class Appearance:
     bowel_gas: tuple[float, float] = (0.05, 0.12)  # strength range of the mottled gas bubbles
     fine_sharpen: float = 0.7  # the vendor's finest (3 px) sharpening, relative to its unsharp mask
     noise_gain: float = 1.0  # quantum noise relative to the site's photons
+    #: light spread of the detector's phosphor (sigma, mm) that the quantum noise goes through:
+    #: CsI/Gd2O2S screens, MTF about 0.5 at 2 lp/mm; fixed in mm, so the noise is white on ~0.3 mm
+    #: pixels and correlated (lower per pixel) on ~0.15 mm ones
+    phosphor_spread_mm: float = 0.1
     #: dynamic range compression relative to the site's: enough to flatten the soft tissue, not
     #: so much that a vertebral body ends up darker than the abdomen in front of it
     range_compress: float = 0.6
@@ -80,12 +84,15 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma) -> np
 
 
 def _grain(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """Unit-variance noise (H, W) correlated over ``sigma`` px (white when ``sigma`` is ~0)."""
+    """White unit-variance noise (H, W) spread by a Gaussian of ``sigma`` px, not renormalised.
+
+    Spreading averages neighbouring quanta, so the per-pixel variance falls (to about
+    1 / (4 pi sigma^2) for sigma above ~0.7 px), as the phosphor's light spread does on a detector.
+    """
     noise = rng.standard_normal(shape, dtype=np.float32)
     if sigma < 0.2:
         return noise
-    noise = ndimage.gaussian_filter(noise, sigma, truncate=2.5)
-    return noise / (float(noise[::7, ::7].std()) + 1e-6)
+    return ndimage.gaussian_filter(noise, sigma, truncate=2.5)
 
 
 def trabecular_texture(
@@ -353,6 +360,14 @@ def side_marker(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return np.asarray(mask, dtype=np.float32) / 255.0
 
 
+def noise_spread_px(profile: ImagingProfile, rows: int) -> float:
+    """Sigma (px) that spreads the quantum noise on a radiograph of ``rows`` rows: the phosphor's
+    light spread (fixed in mm, so it grows with rows) and the site's own grain."""
+    spacing = profile.field_height_mm / rows
+    grain = profile.noise_grain_px * rows / 1280.0
+    return float(np.hypot(grain, APPEARANCE.phosphor_spread_mm / spacing))
+
+
 def detector_image(
     mu: np.ndarray,
     profile: ImagingProfile,
@@ -376,9 +391,10 @@ def detector_image(
     signal = primary + profile.scatter * _lowpass(primary, 40 * scale)
     # detector MTF (screen/scintillator light spread, focal spot) on the signal
     signal = ndimage.gaussian_filter(signal, profile.blur_px * scale, truncate=2.5)
-    # quantum noise: spread by the same screen but sampled per pixel, so its grain is finer than
-    # the signal's blur (aliased noise power)
-    noise = _grain(rng, (h, w), profile.noise_grain_px * scale)
+    # quantum noise: sampled per pixel after the blur (aliased noise power), spread only by the
+    # phosphor's light spread, which is fixed in mm: white at ~0.3 mm pixels, correlated (and
+    # lower per pixel) at ~0.15 mm
+    noise = _grain(rng, (h, w), noise_spread_px(profile, h))
     # quanta per pixel grow with the pixel's area: ``photons`` is per pixel at 1280 rows
     quanta = np.clip(signal, 1e-6, None) * scale**2 / profile.photons
     signal = signal + APPEARANCE.noise_gain * np.sqrt(quanta) * noise
