@@ -59,6 +59,22 @@ def test_estimate_scales_with_epochs_and_pixels():
     assert estimate_seconds(Rung(64, 12), WORK, speed) == pytest.approx(top / 4)
 
 
+def test_the_localiser_step_is_reserved_at_the_measured_top_speed():
+    """Its fixed cost (training images at the top size) is paid at the top-size speed, whatever
+    the rung: on a slow CPU the reserve grows and a lower rung is chosen."""
+    from dataclasses import replace
+
+    from vcfnet.study.localiser import cost_in_training_images
+
+    speed = Speed(128, 12.0, 64, 48.0)
+    work = replace(WORK, fixed=cost_in_training_images(quick=True))
+    for rung in (Rung(128, 12), Rung(64, 5)):
+        extra = estimate_seconds(rung, work, speed) - estimate_seconds(rung, WORK, speed)
+        assert extra == pytest.approx(cost_in_training_images(quick=True) / 12.0)
+    slow = Speed(128, 3.5, 64, 12.0)
+    assert pick_rung(QUICK_LADDER, work, slow, 120) > pick_rung(QUICK_LADDER, WORK, slow, 120)
+
+
 def test_pick_rung_steps_down_until_it_fits():
     fast, slow = Speed(128, 60.0, 64, 200.0), Speed(128, 3.5, 64, 12.0)
     assert pick_rung(QUICK_LADDER, WORK, fast, 120) == 0  # today's settings on a fast CPU

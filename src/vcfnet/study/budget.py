@@ -3,8 +3,9 @@
 Before training, ``choose_rung`` measures training images/s on this machine at the ladder's top
 and bottom input sizes (``vcfnet.training.throughput``, a few seconds), fits a power law
 between them, and estimates each rung's remaining time: training epochs over the train split, a
-validation pass per epoch, and the evaluation of every test set (inference ~1/3 of a training
-step per image), plus a fixed reserve for the reader study and the report. It takes the highest
+validation pass per epoch, the evaluation of every test set (inference ~1/3 of a training
+step per image) and the localiser step (a fixed number of training images' worth, measured), plus
+a fixed reserve for the reader study and the report. It takes the highest
 rung whose estimate fits what is left of the budget after the steps already done (the lowest rung
 when none does). The choice and the measurement go to ``OUT/budget.json`` and the report; a
 resumed run reuses them, and ``--rung N`` pins the rung so machines can reproduce each other.
@@ -39,6 +40,8 @@ class Workload:
     train: int
     val: int
     test: int  # every site's test rows (evaluate)
+    #: later work of a fixed size (the localiser step), in training images at the ladder's top size
+    fixed: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,11 @@ class Speed:
 
 
 def estimate_seconds(rung: Rung, work: Workload, speed: Speed) -> float:
-    """Seconds to train at ``rung`` (with a validation pass per epoch) and evaluate the test sets."""
+    """Seconds to train at ``rung`` (with a validation pass per epoch), evaluate the test sets
+    and do the fixed work."""
     per_epoch = work.train + INFERENCE_SHARE * work.val
     images = rung.epochs * per_epoch + INFERENCE_SHARE * work.test
-    return images / speed.at(rung.image_size)
+    return images / speed.at(rung.image_size) + work.fixed / speed.ips_hi
 
 
 def pick_rung(ladder: tuple[Rung, ...], work: Workload, speed: Speed, seconds_left: float) -> int:
@@ -103,13 +107,15 @@ class BudgetChoice:
         )
 
 
-def workload(data: Path, development: str, sites: list[str]) -> Workload:
-    """Train/val rows of the development site and test rows of every site (``data/SITE``)."""
+def workload(data: Path, development: str, sites: list[str], fixed: float = 0.0) -> Workload:
+    """Train/val rows of the development site and test rows of every site (``data/SITE``), and
+    ``fixed`` work in training images at the ladder's top size."""
     splits = {s: read_manifest(data / s, check_files=False)["split"] for s in sites}
     return Workload(
         train=int((splits[development] == "train").sum()),
         val=int((splits[development] == "val").sum()),
         test=sum(int((split == "test").sum()) for split in splits.values()),
+        fixed=fixed,
     )
 
 

@@ -31,7 +31,7 @@ from vcfnet.io.atomic import atomic_write_text
 from vcfnet.reader_study.report import run_reader_study
 from vcfnet.study.budget import choose_rung, workload
 from vcfnet.study.config import DEMO_ID_KEY, DemoConfig, DemoPaths
-from vcfnet.study.localiser import DEFAULT, QUICK, run_localiser_step
+from vcfnet.study.localiser import DEFAULT, QUICK, cost_in_training_images, run_localiser_step
 from vcfnet.study.report import build_demo_report
 from vcfnet.synth.cohort import SynthConfig, generate_cohort
 from vcfnet.synth.readers import write_simulated_reads
@@ -282,7 +282,7 @@ def _fit_budget(cfg: DemoConfig, paths: DemoPaths, done: list[Step]) -> DemoConf
     """``cfg`` at the training rung that fits its budget after the ``done`` steps."""
     params = {**done[-1].params, "budget_s": cfg.budget_s, "quick": cfg.quick}
     sites = list(_site_roles(paths.cohort))
-    work = workload(paths.data, _development_site(paths), sites)
+    work = workload(paths.data, _development_site(paths), sites, cost_in_training_images(cfg.quick))
     choice = choose_rung(cfg, work, _seconds_taken(paths, done), params, paths.budget)
     cfg = cfg.with_rung(choice.rung)
     save_config(cfg, paths.root / "demo-config.yaml")

@@ -47,6 +47,17 @@ DEFAULT = {
 }
 
 
+#: (quick, default) cost of the localiser step in training images of the demo's classifier at
+#: its top rung (128 px quick, 224 px default), so the budget can reserve it on any CPU: measured
+#: on the idle AMD EPYC (bf16) on 2026-12-01: 6.1 s at 66.9 images/s quick, 29.6 s at 23.3 default
+COST_IN_TRAINING_IMAGES = (410.0, 690.0)
+
+
+def cost_in_training_images(quick: bool) -> float:
+    """The localiser step's cost for the demo's time budget (``vcfnet.study.budget``)."""
+    return COST_IN_TRAINING_IMAGES[0 if quick else 1]
+
+
 def localiser_config(cfg: DemoConfig, cohort: Path, out: Path, site: str) -> LocaliserConfig:
     sizes = QUICK if cfg.quick else DEFAULT
     return LocaliserConfig(
