@@ -62,9 +62,10 @@ def test_train_localiser_resume_with_other_epochs_is_a_one_line_error(
     """The one-cycle schedule is fixed when a run starts: more epochs on the same --out say so."""
     before = (loc / "checkpoints" / "last.pt").read_bytes()
     args = ["train-localiser", "--data", str(cohort), "--out", str(loc), *TINY_LOCALISER]
-    assert main([*args, "--epochs", "5"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "new --out" in err
+    for nproc in ("1", "2"):  # checked before any process starts
+        assert main([*args, "--epochs", "5", "--nproc", nproc]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "new --out" in err
     assert (loc / "checkpoints" / "last.pt").read_bytes() == before
 
 

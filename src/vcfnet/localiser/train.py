@@ -302,6 +302,7 @@ def train_localiser(cfg: LocaliserConfig) -> dict:
     cfg.spec()  # a bad --input-size fails here, before any process starts
     if will_spawn(cfg.nproc):
         _films(cfg)  # and missing films or sites
+    _check_resumable(cfg)
     run_ranks(_train_rank, cfg, cfg.nproc)
     extra = load_checkpoint(cfg.out / "checkpoints" / "last.pt").extra
     refine = None
@@ -314,6 +315,21 @@ def train_localiser(cfg: LocaliserConfig) -> dict:
         "history": extra["history"],
         "refine": refine,
     }
+
+
+def _check_resumable(cfg: LocaliserConfig) -> None:
+    """A run to resume must have the same number of steps: its one-cycle schedule was fixed when
+    it started."""
+    last = cfg.out / "checkpoints" / "last.pt"
+    if not (cfg.resume and last.is_file()):
+        return
+    started = load_checkpoint(last).extra["scheduler"]["total_steps"]
+    if started != cfg.epochs * cfg.steps_per_epoch:
+        raise ConfigError(
+            f"{cfg.out} was started with {started} steps (epochs x steps per epoch), not "
+            f"{cfg.epochs * cfg.steps_per_epoch}: resume with its --epochs/--steps-per-epoch, "
+            "or train into a new --out"
+        )
 
 
 def _train_rank(cfg: LocaliserConfig) -> None:
@@ -358,12 +374,6 @@ def _build_detector(cfg: LocaliserConfig, spec: LocaliserSpec, dist: Dist) -> _D
     last = cfg.out / "checkpoints" / "last.pt"
     if cfg.resume and last.is_file():
         ckpt = load_checkpoint(last)
-        started = ckpt.extra["scheduler"]["total_steps"]
-        if started != total:  # the one-cycle schedule is fixed when a run starts
-            raise ConfigError(
-                f"{cfg.out} was started with {started} steps (epochs x steps per epoch), not "
-                f"{total}: resume with its --epochs/--steps-per-epoch, or train into a new --out"
-            )
         core.load_state_dict(ckpt.model.state_dict())
         opt.load_state_dict(ckpt.extra["optimizer"])
         sched.load_state_dict(ckpt.extra["scheduler"])
