@@ -143,7 +143,7 @@ def build_config(cls: type[T], values: Mapping[str, Any] | None = None) -> T:
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid {cls.__name__}: {exc}") from exc
+        raise ConfigError(f"invalid options: {exc}") from exc
 
 
 def load_config(path: Path | str) -> dict[str, Any]:

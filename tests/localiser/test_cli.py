@@ -69,6 +69,15 @@ def test_train_localiser_resume_with_other_epochs_is_a_one_line_error(
     assert (loc / "checkpoints" / "last.pt").read_bytes() == before
 
 
+def test_localize_says_when_it_finds_no_vertebra(loc: Path, cohort: Path, tmp_path: Path, caplog):
+    film = _films(cohort)[0]
+    out = tmp_path / "v.json"
+    args = ["localize", "--model", str(loc), str(film), "--out", str(out), "--threshold", "1.01"]
+    assert main([*args, *KEY]) == 0
+    assert json.loads(out.read_text())[0]["vertebrae"] == []
+    assert "no vertebra found above --threshold 1.01" in caplog.text
+
+
 def test_localize_json_xml_overlay(loc: Path, cohort: Path, tmp_path: Path, capsys):
     films = _films(cohort)
     out = tmp_path / "v.json"

@@ -114,8 +114,10 @@ def test_table2_numbers_match_the_predictions(demo_dir):
 def test_rerun_skips_finished_steps(demo_dir):
     out, cfg = demo_dir
     before = (out / "run" / "checkpoints" / "best.pt").stat().st_mtime_ns
+    (out / "budget.json").write_text('{"rung": 0}')  # left by an earlier, budgeted run
     events = []
     run_study(cfg, on_step=events.append)
+    assert not (out / "budget.json").exists()  # the size is given: no budget record stays
     assert (out / "run" / "checkpoints" / "best.pt").stat().st_mtime_ns == before
     assert events and {e.status for e in events} == {"skipped"}
 

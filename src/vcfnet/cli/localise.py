@@ -116,6 +116,13 @@ def run_localize(args: argparse.Namespace) -> int:
     records = []
     for path in args.inputs:
         record, pixels = localise_image(localiser, path, names)
+        if not record["vertebrae"]:
+            log.warning(
+                "%s: no vertebra found above --threshold %g (a model trained long enough finds "
+                "T11-S1; try a lower --threshold)",
+                record["image"],
+                cfg.threshold,
+            )
         records.append(record)
         stem = _output_stem(record, path, cfg.keep_names)
         if cfg.xml_out is not None:

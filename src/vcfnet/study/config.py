@@ -99,7 +99,12 @@ class DemoConfig:
             "metavar": "WxH",
         },
     )
-    quick: bool = field(default=False, metadata={"help": "a small, fast run (about 3 minutes)"})
+    quick: bool = field(
+        default=False,
+        metadata={
+            "help": "a small, fast run (about a minute on a fast 2-core CPU; within --budget-s 180 on slower ones)"
+        },
+    )
     seed: int = field(
         default=0, metadata={"help": "seed of the cohort, split, training and readers"}
     )

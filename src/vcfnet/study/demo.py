@@ -300,6 +300,8 @@ def run_study(cfg: DemoConfig, on_step: Callable[[StepEvent], None] | None = Non
     paths = DemoPaths(Path(cfg.out))
     paths.root.mkdir(parents=True, exist_ok=True)
     save_config(cfg, paths.root / "demo-config.yaml")
+    if not cfg.needs_rung:  # the size is pinned: no measurement, and none left from a past run
+        paths.budget.unlink(missing_ok=True)
     steps = plan_steps(cfg, paths)
     stale = False  # a changed step invalidates every later one
     t_start = time.perf_counter()
@@ -313,9 +315,15 @@ def run_study(cfg: DemoConfig, on_step: Callable[[StepEvent], None] | None = Non
         if not stale:
             notify(replace(event, status="skipped"))
             continue
-        if _finished_params(paths, step) not in (None, step.params):  # not a resume
+        before = _finished_params(paths, step)
+        if before not in (None, step.params):  # not a resume
+            changed = sorted(
+                k for k in {*before, *step.params} if before.get(k) != step.params.get(k)
+            )
+            log.info(
+                "%s: %s changed since it finished; running it again", step.name, ", ".join(changed)
+            )
             for folder in step.outputs:
-                log.info("%s: parameters changed since it finished; starting afresh", step.name)
                 shutil.rmtree(folder, ignore_errors=True)
         _marker(paths, step).unlink(missing_ok=True)
         notify(event)
