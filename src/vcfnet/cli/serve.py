@@ -56,9 +56,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="inference backend; auto (default): time the checkpoint and the ONNX exports beside "
         "checkpoints/ on a few single crops when the model loads and keep the fastest",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes (default 1)"
+    )
     parser.add_argument(
         "--demo",
         nargs="?",

@@ -242,7 +242,7 @@ def add_refine_stage(cfg: LocaliserConfig, dist: Dist | None = None) -> dict | N
     if val:
         errors = refine_errors_pct(Refiner(rspec, model), CropSet.load(val))
         history["val_point_error_pct"] = float(np.median(errors))
-    log.info("refine stage: %s", history)
+    log.info("refine stage: %s", ", ".join(f"{k} {v:.4g}" for k, v in history.items()))
     spec = LocaliserSpec.from_dict(ckpt.config[SPEC_KEY])
     extra = {**ckpt.extra, REFINER_KEY: refiner_payload(model, rspec, history)}
     _save(best, ckpt.model, cfg, spec, extra)

@@ -52,6 +52,7 @@ class LocaliserService:
                 from vcfnet.localiser.model import Localiser
 
                 self._localiser = Localiser(self.path)
+                log.info("loaded localiser %s (Suggest boxes)", self.path)
         return self._localiser
 
 

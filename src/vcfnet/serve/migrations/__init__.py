@@ -27,6 +27,7 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
     config = alembic_config(engine.url.render_as_string(hide_password=False))
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # 7 lines per start
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
