@@ -23,23 +23,22 @@ from vcfnet.localiser.train import LocaliserConfig, train_localiser
 from vcfnet.report.html import Report
 from vcfnet.study.config import DemoConfig
 
-#: (quick, default) sizes of the demo's localiser, for about 25 s and 3 min on an idle 2-core CPU
-#: (training + evaluation on the external sites); docs/localisation.md has the measured costs
-#: (the quick one has no refine stage: it would not fit its budget)
+#: (quick, default) sizes of the demo's localiser: 15 s and 64 s on the idle 2-core AMD EPYC
+#: (training + evaluation on the external sites; docs/localisation.md has the figures they reach)
 QUICK = {
     "width": 8,
-    "epochs": 8,
-    "steps_per_epoch": 8,
-    "batch_size": 4,
+    "epochs": 16,
+    "steps_per_epoch": 16,
+    "batch_size": 8,
     "input_size": "128x160",
     "max_films": 48,
     "refine_steps": 0,
 }
 DEFAULT = {
     "width": 8,
-    "epochs": 14,
-    "steps_per_epoch": 10,
-    "batch_size": 4,
+    "epochs": 20,
+    "steps_per_epoch": 16,
+    "batch_size": 8,
     "max_films": 160,
     "refine_steps": 60,
     "refine_width": 8,
@@ -49,8 +48,8 @@ DEFAULT = {
 
 #: (quick, default) cost of the localiser step in training images of the demo's classifier at
 #: its top rung (128 px quick, 224 px default), so the budget can reserve it on any CPU: measured
-#: on the idle AMD EPYC (bf16) on 2026-12-01: 6.1 s at 66.9 images/s quick, 29.6 s at 23.3 default
-COST_IN_TRAINING_IMAGES = (410.0, 690.0)
+#: on the idle AMD EPYC (bf16) on 2026-12-01: 15.2 s at 66.9 images/s quick, 63.7 s at 23.3 default
+COST_IN_TRAINING_IMAGES = (1017.0, 1484.0)
 
 
 def cost_in_training_images(quick: bool) -> float:
