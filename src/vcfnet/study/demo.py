@@ -58,9 +58,10 @@ def _marker(paths: DemoPaths, step: Step) -> Path:
 def _finished_params(paths: DemoPaths, step: Step) -> dict[str, Any] | None:
     """The parameters ``step`` last finished with (None: it never finished)."""
     try:
-        return json.loads(_marker(paths, step).read_text()).get("params")
-    except (json.JSONDecodeError, OSError):
+        params = json.loads(_marker(paths, step).read_text()).get("params")
+    except (json.JSONDecodeError, OSError, AttributeError):  # AttributeError: not an object
         return None
+    return params if isinstance(params, dict) else None
 
 
 def step_is_done(paths: DemoPaths, step: Step) -> bool:
