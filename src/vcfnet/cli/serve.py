@@ -19,6 +19,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from vcfnet.errors import ConfigError
+from vcfnet.inference.fastest import BACKENDS
 from vcfnet.serve.app import SETTINGS_ENV
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=("auto", "torch", "onnx", "onnx-int8"),
+        choices=BACKENDS,
         default=None,
         help="inference backend; auto (default): time the checkpoint and the ONNX exports beside "
         "checkpoints/ on a few single crops when the model loads and keep the fastest",
