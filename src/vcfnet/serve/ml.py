@@ -1,6 +1,7 @@
 """The platform's only door to vcfnet's inference code (repoint these imports after a refactor).
 
-``ModelService`` loads the model once per process (on first use) and analyses a radiograph's
+``ModelService`` loads the model once per process (at the server's start-up, else on first
+use) and analyses a radiograph's
 boxes: per box the class probabilities and the predicted class, the model's identity, and with a
 PyTorch model a Grad-CAM heatmap drawn on the radiograph. Grad-CAM hooks the model's last stage
 for the calling thread only, so concurrent analyses on one model stay independent.
@@ -53,7 +54,7 @@ class AnalysisResult:
 
 
 class ModelService:
-    """One model per process, loaded on first use."""
+    """One model per process, loaded by the first ``predictor()`` call (the app's start-up)."""
 
     def __init__(
         self, model_path: Path | str | None, backend: str = "auto", model_id: str | None = None
