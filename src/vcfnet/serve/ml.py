@@ -1,9 +1,8 @@
 """The platform's only door to vcfnet's inference code (repoint these imports after a refactor).
 
 ``ModelService`` loads the model once per process (at the server's start-up, else on first
-use) and analyses a radiograph's
-boxes: per box the class probabilities and the predicted class, the model's identity, and with a
-PyTorch model a Grad-CAM heatmap drawn on the radiograph. Grad-CAM hooks the model's last stage
+use) and analyses a radiograph's boxes: per box the class probabilities and the predicted class,
+the model's identity, and with a PyTorch model a Grad-CAM heatmap drawn on the radiograph. Grad-CAM hooks the model's last stage
 for the calling thread only, so concurrent analyses on one model stay independent.
 onnxruntime sessions are thread-safe (no heatmap: ONNX has no gradients).
 
