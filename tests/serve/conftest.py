@@ -56,17 +56,20 @@ def make_settings(root: Path, model: Path | None = None, **changes) -> Settings:
     )
 
 
-def add_users(app) -> dict[str, int]:
-    state = app.state.vcfnet
-    ids = {}
+def add_user(state, username: str, role: str, hospital: str = "") -> int:
+    """An account with the tests' password on the app ``state``; its id."""
     with state.session_factory() as db:
-        for name, (role, hospital) in USERS.items():
-            user = crud.create_user(
-                db, state.settings, username=name, password=PASSWORD, role=role, hospital=hospital
-            )
-            ids[name] = user.id
+        user = crud.create_user(
+            db, state.settings, username=username, password=PASSWORD, role=role, hospital=hospital
+        )
         db.commit()
-    return ids
+        return user.id
+
+
+def add_users(app) -> dict[str, int]:
+    """One account per entry of ``USERS``: username -> id."""
+    state = app.state.vcfnet
+    return {name: add_user(state, name, role, hospital) for name, (role, hospital) in USERS.items()}
 
 
 #: the databases the app fixtures run on

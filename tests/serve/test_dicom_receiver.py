@@ -12,9 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.io.dicom_fixtures import FAKE_IDENTITY, write_dicom
-from tests.serve.conftest import PASSWORD, make_settings, sqlite_rows_text
+from tests.serve.conftest import add_user, make_settings, sqlite_rows_text
 from vcfnet.errors import ConfigError
-from vcfnet.serve import crud
 from vcfnet.serve.app import build_state
 from vcfnet.serve.dicom_receiver import DicomReceiver
 from vcfnet.serve.models import AuditLog, Case, PacsOrigin
@@ -30,16 +29,7 @@ HOSPITAL = "North Hospital"
 
 def make_state(tmp_path: Path, **changes):
     state = build_state(make_settings(tmp_path, **changes))
-    with state.session_factory() as db:
-        crud.create_user(
-            db,
-            state.settings,
-            username="pacs",
-            password=PASSWORD,
-            role="clinician",
-            hospital=HOSPITAL,
-        )
-        db.commit()
+    add_user(state, "pacs", "clinician", HOSPITAL)
     return state
 
 

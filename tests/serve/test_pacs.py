@@ -22,7 +22,7 @@ from tests.conftest import require_or_skip
 from tests.io.dicom_fixtures import FAKE_IDENTITY, write_dicom
 from tests.serve import orthanc as orthanc_mod
 from tests.serve.conftest import (
-    PASSWORD,
+    add_user,
     dispose,
     login,
     make_settings,
@@ -30,7 +30,7 @@ from tests.serve.conftest import (
     running_app,
     sqlite_rows_text,
 )
-from vcfnet.serve import crud, pacs, pacs_send
+from vcfnet.serve import pacs, pacs_send
 from vcfnet.serve.app import create_app
 from vcfnet.serve.dicom_receiver import DicomReceiver
 from vcfnet.serve.models import AuditLog, Case, PacsOrigin, PacsOutbox, utcnow
@@ -73,17 +73,7 @@ def app(tmp_path, tiny_run_dir, receiver_port):
         pacs_retry_seconds=0.2,
     )
     with running_app(settings) as app:
-        state = app.state.vcfnet
-        with state.session_factory() as db:
-            crud.create_user(
-                db,
-                state.settings,
-                username="pacs",
-                password=PASSWORD,
-                role="clinician",
-                hospital="North Hospital",
-            )
-            db.commit()
+        add_user(app.state.vcfnet, "pacs", "clinician", "North Hospital")
         yield app
 
 
