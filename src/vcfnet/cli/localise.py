@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from vcfnet.localiser.results import (
     voc_objects,
 )
 from vcfnet.localiser.train import LocaliserConfig, train_localiser
+from vcfnet.training.distributed import is_main_process
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def add_train_localiser_arguments(parser: argparse.ArgumentParser) -> None:
 def run_train_localiser(args: argparse.Namespace) -> int:
     cfg = resolve_config(LocaliserConfig, args)
     result = train_localiser(cfg)
-    if int(os.environ.get("RANK", "0")) != 0:  # torchrun's other ranks: rank 0 reports
+    if not is_main_process():  # torchrun's other ranks: rank 0 reports
         return 0
     last = result["history"][-1] if result["history"] else {}
     figures = ", ".join(f"{k} {v:.3g}" for k, v in last.items() if k not in ("epoch", "seconds"))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from vcfnet.config import add_config_arguments, resolve_config
 from vcfnet.errors import ConfigError
 from vcfnet.training.config import TrainConfig
+from vcfnet.training.distributed import is_main_process
 from vcfnet.training.loop import train
 
 
@@ -21,7 +21,7 @@ def run_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     result = train(cfg)  # saves RUN_DIR/config.yaml
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         print(
             f"best epoch {result.best_epoch} (val {cfg.select_metric} {result.best_metric:.4f}); "
             f"checkpoints in {result.run_dir / 'checkpoints'}"

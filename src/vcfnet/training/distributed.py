@@ -110,6 +110,12 @@ def under_launcher() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def is_main_process() -> bool:
+    """True unless torchrun (or :func:`run_ranks`) started this process as a rank other than 0:
+    the one process that reports to the user."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def will_spawn(nproc: int) -> bool:
     """True when :func:`run_ranks` with ``nproc`` starts processes (not already under torchrun)."""
     return nproc > 1 and not under_launcher()
