@@ -173,7 +173,7 @@ def test_int8_export_keeps_metadata_and_agrees_with_pytorch(quantized):
     from vcfnet.inference.export import onnx_agreement
 
     run, out, printed = quantized
-    assert "int8" in printed and "top-1 agreement" in printed
+    assert "int8" in printed and "top-1 agreement" in printed and "without VNNI" in printed
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     ckpt = load_checkpoint(run / "checkpoints" / "best.pt")
     assert meta["vcfnet.quantized"] == "int8"

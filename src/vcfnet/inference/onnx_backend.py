@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from scipy.special import softmax
 
 from vcfnet.errors import CheckpointError
 from vcfnet.inference.predictor import Predictor, first_line
@@ -80,9 +81,7 @@ class OnnxPredictor(Predictor):
         The softmax is taken here on the graph's logits: an int8 graph's own softmax output is
         quantized too, and its rows then sum to 1 only within ~1 %."""
         (logits,) = self.session.run([ONNX_OUTPUTS[0]], {ONNX_INPUT: x})
-        z = logits.astype(np.float64)
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
+        return softmax(logits.astype(np.float64), axis=1)
 
     def predict_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         out = [
