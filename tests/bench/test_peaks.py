@@ -113,7 +113,7 @@ def test_peaks_are_plausible_rates():
 
 
 def test_bench_json_names_the_machine(capsys):
-    from vcfnet.bench.peaks import CPU_FLAGS
+    from vcfnet.cpu import CPU_FLAGS
 
     assert main(["bench", "metrics", "--json", "--n-cases", "60", "--n-boot", "100"]) == 0
     machine = json.loads(capsys.readouterr().out)["machine"]

@@ -103,3 +103,20 @@ def test_an_fp32_export_is_refused(int8_export):
     path, crops = int8_export
     with pytest.raises(CheckpointError, match="--quantize int8"):
         simulate_saturation(path.parent / "model.onnx", crops)
+
+
+def test_serving_int8_on_a_cpu_without_vnni_says_so(int8_export, monkeypatch, caplog):
+    import logging
+
+    from vcfnet.inference import fastest
+
+    path, _ = int8_export
+    monkeypatch.setattr(fastest, "int8_kernels_saturate", lambda: True)
+    with caplog.at_level(logging.INFO, logger="vcfnet.inference.fastest"):
+        assert fastest.load_fastest(path).backend == "onnx-int8"
+    assert "no VNNI" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(fastest, "int8_kernels_saturate", lambda: False)
+    with caplog.at_level(logging.INFO, logger="vcfnet.inference.fastest"):
+        fastest.load_fastest(path)
+    assert "no VNNI" not in caplog.text

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from vcfnet.cpu import CPU_FLAGS, cpu_model_and_flags
+
 #: matmul size (n x n x n) and 3x3 convolution (batch, channels, side: a ResNet-18 layer3 shape)
 #: of the peak problems: ~2 and ~3.7 GFLOP, a few ms to ~0.1 s per run depending on the CPU
 _MATMUL_N = 1024
@@ -219,10 +221,6 @@ def model_gflop(model, image_size: int, *, backward: bool) -> float:
     return counter.get_total_flops() / 2 / 1e9
 
 
-#: CPU flags that decide which kernels run fast
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
-
-
 def machine_info() -> dict:
     """The CPU (model, cores, relevant flags) and library versions, so runs compare honestly."""
     import platform
@@ -230,17 +228,7 @@ def machine_info() -> dict:
     import numpy
     import onnxruntime
 
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-    except OSError:  # not Linux: the flags stay unknown
-        pass
+    model, flags = cpu_model_and_flags()
     return {
         "cpu": model,
         "cores": os.cpu_count(),

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from vcfnet.cpu import int8_kernels_saturate
 from vcfnet.errors import CheckpointError
 from vcfnet.inference.loading import load_model
 from vcfnet.inference.predictor import Predictor
@@ -104,6 +105,11 @@ def load_fastest(path: Path | str, backend: str = "auto", repeats: int = 5) -> B
     else:
         chosen = backend if backend != "auto" else next(iter(found))
     explainer = found.get("torch")
+    if chosen == "onnx-int8" and int8_kernels_saturate():
+        log.info(
+            "this CPU has no VNNI: int8 products are added in pairs in 16 bits and can saturate; "
+            "'vcfnet export --quantize int8' prints the agreement to expect (docs/inference.md)"
+        )
     log.info(
         "inference backend %s (%s)%s",
         chosen,
