@@ -236,3 +236,60 @@ def test_evaluate_runs_the_int8_model_like_the_checkpoint(quantized, tmp_path):
     assert abs(overall_int8["macro_auc"] - overall_pt["macro_auc"]) <= 0.05
     report = (tmp_path / "int8" / "report.md").read_text()
     assert "onnxruntime-int8" in report
+
+
+def _with_first_weights(path, out, value: int):
+    """A copy of the int8 export whose first convolution's int8 weights all equal ``value``."""
+    from onnx import numpy_helper
+
+    from vcfnet.inference.saturation import quantized_convs
+
+    model = onnx.load(str(path))
+    first = quantized_convs(model)[0]
+    for init in model.graph.initializer:
+        if np.array_equal(numpy_helper.to_array(init), first.weight_q.astype(np.int8)):
+            full = np.full(first.weight_q.shape, value, dtype=np.int8)
+            init.CopyFrom(numpy_helper.from_array(full, init.name))
+    onnx.save(model, str(out))
+    return out
+
+
+def test_no_vnni_simulation_finds_saturation_where_weights_allow_it(quantized, tmp_path):
+    from vcfnet.inference.saturation import simulate_saturation
+
+    _, path, _ = quantized
+    crops = brightness_crops(2, n=4)[0]
+    estimate = simulate_saturation(path, crops)
+    assert estimate.probabilities.shape == estimate.exact_probabilities.shape == (4, 3)
+    assert 0 <= estimate.saturated_pair_fraction < 1
+    on_this_cpu = vcfnet.load_model(path).predict_crops(crops)
+    assert np.allclose(estimate.exact_probabilities, on_this_cpu, atol=0.02)
+    large = simulate_saturation(_with_first_weights(path, tmp_path / "127.onnx", 127), crops)
+    assert large.first_conv_output_fraction > 0.5
+    assert np.abs(large.probabilities - large.exact_probabilities).max() > 0
+    seven_bit = simulate_saturation(_with_first_weights(path, tmp_path / "64.onnx", 64), crops)
+    assert seven_bit.first_conv_output_fraction == 0
+
+
+def test_no_vnni_simulation_refuses_an_fp32_export(exported):
+    from vcfnet.inference.saturation import simulate_saturation
+
+    with pytest.raises(CheckpointError, match="--quantize int8"):
+        simulate_saturation(exported[1], brightness_crops(2, n=2)[0])
+
+
+def test_serving_int8_on_a_cpu_without_vnni_says_so(quantized, monkeypatch, caplog):
+    import logging
+
+    from vcfnet.inference import fastest
+
+    _, path, _ = quantized
+    monkeypatch.setattr(fastest, "int8_kernels_saturate", lambda: True)
+    with caplog.at_level(logging.INFO, logger="vcfnet.inference.fastest"):
+        assert fastest.load_fastest(path).backend == "onnx-int8"
+    assert "no VNNI" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(fastest, "int8_kernels_saturate", lambda: False)
+    with caplog.at_level(logging.INFO, logger="vcfnet.inference.fastest"):
+        fastest.load_fastest(path)
+    assert "no VNNI" not in caplog.text
