@@ -242,10 +242,10 @@ def _with_first_weights(path, out, value: int):
     """A copy of the int8 export whose first convolution's int8 weights all equal ``value``."""
     from onnx import numpy_helper
 
-    from vcfnet.inference.saturation import quantized_convs
+    from vcfnet.inference.saturation import quantized_layers
 
     model = onnx.load(str(path))
-    first = quantized_convs(model)[0]
+    first = quantized_layers(model)[0]
     for init in model.graph.initializer:
         if np.array_equal(numpy_helper.to_array(init), first.weight_q.astype(np.int8)):
             full = np.full(first.weight_q.shape, value, dtype=np.int8)
@@ -262,6 +262,7 @@ def test_no_vnni_simulation_finds_saturation_where_weights_allow_it(quantized, t
     estimate = simulate_saturation(path, crops)
     assert estimate.probabilities.shape == estimate.exact_probabilities.shape == (4, 3)
     assert 0 <= estimate.saturated_pair_fraction < 1
+    assert len(estimate.saturated_pair_fraction_by_layer) == 21  # 20 convolutions and the fc
     on_this_cpu = vcfnet.load_model(path).predict_crops(crops)
     assert np.allclose(estimate.exact_probabilities, on_this_cpu, atol=0.02)
     large = simulate_saturation(_with_first_weights(path, tmp_path / "127.onnx", 127), crops)
@@ -293,3 +294,10 @@ def test_serving_int8_on_a_cpu_without_vnni_says_so(quantized, monkeypatch, capl
     with caplog.at_level(logging.INFO, logger="vcfnet.inference.fastest"):
         fastest.load_fastest(path)
     assert "no VNNI" not in caplog.text
+
+
+def test_int8_sessions_ask_for_exact_kernels_on_cpus_without_vnni(quantized):
+    """onnxruntime's uint8 x uint8 kernels (no 16-bit saturation) wherever it would otherwise
+    saturate, so an int8 model answers the same on every CPU."""
+    options = vcfnet.load_model(quantized[1]).session.get_session_options()
+    assert options.get_session_config_entry("session.x64quantprecision") == "1"

@@ -107,8 +107,8 @@ def load_fastest(path: Path | str, backend: str = "auto", repeats: int = 5) -> B
     explainer = found.get("torch")
     if chosen == "onnx-int8" and int8_kernels_saturate():
         log.info(
-            "this CPU has no VNNI: int8 products are added in pairs in 16 bits and can saturate; "
-            "'vcfnet export --quantize int8' prints the agreement to expect (docs/inference.md)"
+            "this CPU has no VNNI: the int8 model runs onnxruntime's exact uint8 x uint8 "
+            "kernels, slower than its saturating default (docs/inference.md)"
         )
     log.info(
         "inference backend %s (%s)%s",

@@ -1,13 +1,14 @@
-"""What an int8 export gives on CPUs without VNNI (AVX2, AVX-512F): a simulation run on any CPU.
+"""What an int8 export gives on CPUs without VNNI (AVX2, AVX-512F) in a runtime with onnxruntime's
+default settings: a simulation run on any CPU. (vcfnet's own sessions ask for exact kernels there:
+see :class:`~vcfnet.inference.onnx_backend.OnnxPredictor`.)
 
-onnxruntime's int8 convolutions multiply the raw uint8 activations (zero point included) by the
-int8 weights. VNNI CPUs add those products in int32, exactly. Without VNNI, MLAS's u8 x s8 kernels
-use ``vpmaddubsw``, which adds each two neighbouring products of the im2col column (NHWC order:
-channels innermost) in int16 and *saturates* there. This module replays those pair sums in numpy
-from the int8 model's own activations on given crops and reruns the model with each
-convolution's output moved by what the saturation loses (to first order: every layer's error is
-computed from the unsaturated activations).
-"""
+onnxruntime's int8 convolutions and matrix products multiply the raw uint8 activations (zero point
+included) by the int8 weights. VNNI CPUs add those products in int32, exactly. Without VNNI, MLAS's
+default u8 x s8 kernels use ``vpmaddubsw``, which adds each two neighbouring products of the im2col
+column (NHWC order: channels innermost) in int16 and *saturates* there. This module replays those
+pair sums in numpy from the int8 model's own activations on given crops and reruns the model with
+each layer's output moved by what saturation loses (to first order: every layer's error is
+computed from the unsaturated activations)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import onnxruntime as ort
 from onnx import helper, numpy_helper
 from scipy.special import softmax
 
-from vcfnet.errors import CheckpointError
+from vcfnet.errors import CheckpointError, InputError
 from vcfnet.inference.onnx_backend import OnnxPredictor
 from vcfnet.models.metadata import ONNX_INPUT, ONNX_OUTPUTS
 
@@ -31,69 +32,90 @@ CANDIDATE_BLOCK, CROP_BLOCK = 256, 4
 
 
 @dataclass(frozen=True)
-class QuantizedConv:
-    """One Conv of a QDQ graph with its quantized input tensor and int8 weights."""
+class QuantizedLayer:
+    """A Conv (groups 1, no dilation) or Gemm of a QDQ graph whose input is uint8 and whose
+    weights are an int8 initializer, each read through DequantizeLinear."""
 
-    output: str  # the Conv's output tensor
-    input_q: str  # the uint8 tensor its DequantizeLinear reads
+    output: str  # the layer's float output tensor
+    input_q: str  # the uint8 tensor its input DequantizeLinear reads
     input_scale: float
-    weight_q: np.ndarray  # int8 (co, ci, kh, kw)
-    weight_scale: np.ndarray  # float (co,) or scalar
-    strides: tuple[int, int]
-    pads: tuple[int, int, int, int]
-    zero_point: int  # of the uint8 input (padding value)
+    zero_point: int  # of the uint8 input (also the padding value)
+    weight_q: np.ndarray  # int32 (co, ci, kh, kw); a Gemm's (co, K) as (co, K, 1, 1)
+    weight_scale: np.ndarray  # float64 (co,) or scalar
+    strides: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
 @dataclass(frozen=True)
 class SaturationEstimate:
     """An int8 export on crops as a CPU without VNNI runs it (``probabilities``) and exactly."""
 
-    saturated_pair_fraction: float  # of all u8 x s8 pair sums, all convolutions
+    saturated_pair_fraction: float  # of all u8 x s8 pair sums, all layers
+    saturated_pair_fraction_by_layer: dict[str, float]  # layer output name -> fraction
     first_conv_output_fraction: float  # of the first convolution's outputs moved by saturation
     probabilities: np.ndarray  # float64 (N, classes), simulated without VNNI
     exact_probabilities: np.ndarray  # float64 (N, classes), exact int32 accumulation (VNNI)
 
 
-def quantized_convs(model: onnx.ModelProto) -> list[QuantizedConv]:
-    """The Convs of a QDQ int8 graph whose input and weights both come through
-    DequantizeLinear from uint8 activations and int8 initializers, in graph order."""
+def _dequantized(tensor: str, inits: dict, producer: dict, dtype) -> tuple | None:
+    """(quantized tensor name, scale, zero point) when ``tensor`` is a DequantizeLinear of a
+    ``dtype`` tensor whose scale and zero point are initializers; else None."""
+    node = producer.get(tensor)
+    if node is None or node.op_type != "DequantizeLinear" or len(node.input) < 3:
+        return None
+    scale, zero_point = inits.get(node.input[1]), inits.get(node.input[2])
+    if scale is None or zero_point is None or zero_point.dtype != dtype:
+        return None
+    return node.input[0], scale, zero_point
+
+
+def _layer(node, inits: dict, producer: dict) -> QuantizedLayer | None:
+    """The :class:`QuantizedLayer` of a Conv or Gemm node, or None if it is not one."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    x = _dequantized(node.input[0], inits, producer, np.uint8)
+    w = _dequantized(node.input[1], inits, producer, np.int8)
+    if x is None or w is None or w[0] not in inits:
+        return None
+    weight = inits[w[0]].astype(np.int32)
+    if node.op_type == "Gemm":
+        if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0:
+            return None
+        weight = (weight if attrs.get("transB", 0) else weight.T)[:, :, None, None]
+    elif attrs.get("group", 1) != 1 or any(d != 1 for d in attrs.get("dilations", (1, 1))):
+        return None  # grouped/dilated convolutions run other kernels
+    return QuantizedLayer(
+        output=node.output[0],
+        input_q=x[0],
+        input_scale=float(x[1]),
+        zero_point=int(x[2]),
+        weight_q=weight,
+        weight_scale=np.asarray(w[1], dtype=np.float64),
+        strides=tuple(attrs.get("strides", (1, 1))),
+        pads=tuple(attrs.get("pads", (0, 0, 0, 0))),
+    )
+
+
+def quantized_layers(model: onnx.ModelProto) -> list[QuantizedLayer]:
+    """The int8 Convs and Gemms of a QDQ graph (see :class:`QuantizedLayer`), in graph order."""
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     producer = {out: node for node in model.graph.node for out in node.output}
-    convs = []
-    for node in model.graph.node:
-        if node.op_type != "Conv":
-            continue
-        x_dq, w_dq = (producer.get(name) for name in node.input[:2])
-        if not x_dq or not w_dq:
-            continue
-        if {x_dq.op_type, w_dq.op_type} != {"DequantizeLinear"} or w_dq.input[0] not in inits:
-            continue
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        zero_point = inits.get(x_dq.input[2]) if len(x_dq.input) > 2 else None
-        convs.append(
-            QuantizedConv(
-                output=node.output[0],
-                input_q=x_dq.input[0],
-                input_scale=float(inits[x_dq.input[1]]),
-                weight_q=inits[w_dq.input[0]].astype(np.int32),
-                weight_scale=np.asarray(inits[w_dq.input[1]], dtype=np.float64),
-                strides=tuple(attrs.get("strides", (1, 1))),
-                pads=tuple(attrs.get("pads", (0, 0, 0, 0))),
-                zero_point=int(zero_point) if zero_point is not None else 0,
-            )
-        )
-    return convs
+    layers = (
+        _layer(node, inits, producer)
+        for node in model.graph.node
+        if node.op_type in ("Conv", "Gemm")
+    )
+    return [layer for layer in layers if layer is not None]
 
 
-def im2col_nhwc(x_q: np.ndarray, conv: QuantizedConv) -> np.ndarray:
+def im2col_nhwc(x_q: np.ndarray, layer: QuantizedLayer) -> np.ndarray:
     """int32 (N, P, K) columns of one input ``x_q`` (N, ci, H, W) uint8, padded with the zero
     point; P output positions, K = kh * kw * ci in NHWC order (channels innermost)."""
-    _, ci, kh, kw = conv.weight_q.shape
-    (sh, sw), (top, left, bottom, right) = conv.strides, conv.pads
+    _, ci, kh, kw = layer.weight_q.shape
+    (sh, sw), (top, left, bottom, right) = layer.strides, layer.pads
     padded = np.pad(
         x_q.astype(np.int32),
         ((0, 0), (0, 0), (top, bottom), (left, right)),
-        constant_values=conv.zero_point,
+        constant_values=layer.zero_point,
     )
     h = (padded.shape[2] - kh) // sh + 1
     w = (padded.shape[3] - kw) // sw + 1
@@ -102,6 +124,11 @@ def im2col_nhwc(x_q: np.ndarray, conv: QuantizedConv) -> np.ndarray:
     ]  # each (N, ci, h, w)
     cols = np.stack(taps, axis=1)  # (N, kh*kw, ci, h, w)
     return cols.reshape(len(x_q), kh * kw * ci, h * w).transpose(0, 2, 1)
+
+
+def weights_nhwc(layer: QuantizedLayer) -> np.ndarray:
+    """int32 (co, K) weights in the K order of :func:`im2col_nhwc`."""
+    return layer.weight_q.transpose(0, 2, 3, 1).reshape(layer.weight_q.shape[0], -1)
 
 
 def pair_saturation(cols: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -147,10 +174,10 @@ def _with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelPro
     return copy
 
 
-def _with_deltas(model: onnx.ModelProto, convs: Sequence[QuantizedConv]) -> onnx.ModelProto:
-    """A copy of ``model`` in which each conv's output has a graph input ``<output>__delta``
+def _with_deltas(model: onnx.ModelProto, layers: Sequence[QuantizedLayer]) -> onnx.ModelProto:
+    """A copy of ``model`` in which each layer's output has a graph input ``<output>__delta``
     (float32, the output's shape) added before anything reads it."""
-    shifted = {conv.output: f"{conv.output}__shifted" for conv in convs}
+    shifted = {layer.output: f"{layer.output}__shifted" for layer in layers}
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     nodes = []
@@ -169,50 +196,54 @@ def _with_deltas(model: onnx.ModelProto, convs: Sequence[QuantizedConv]) -> onnx
     return copy
 
 
-def weights_nhwc(conv: QuantizedConv) -> np.ndarray:
-    """int32 (co, K) weights in the K order of :func:`im2col_nhwc`."""
-    return conv.weight_q.transpose(0, 2, 3, 1).reshape(conv.weight_q.shape[0], -1)
-
-
-def _conv_error(x_q: np.ndarray, conv: QuantizedConv, out_shape) -> tuple[np.ndarray, int, int]:
-    """float32 ``out_shape`` (N, co, h, w): what saturation moves the conv's float output by."""
-    co = conv.weight_q.shape[0]
-    error, saturated, total = pair_saturation(im2col_nhwc(x_q, conv), weights_nhwc(conv))
-    scale = conv.input_scale * np.broadcast_to(conv.weight_scale, (co,))
+def layer_error(
+    x_q: np.ndarray, layer: QuantizedLayer, out_shape: tuple[int, ...]
+) -> tuple[np.ndarray, int, int]:
+    """What saturation moves one layer's float output by: float32 ``out_shape`` ((N, co, h, w),
+    or (N, co) for a Gemm, whose ``x_q`` is (N, K)), the number of saturated pair sums and the
+    number of pair sums."""
+    co = layer.weight_q.shape[0]
+    x_q = x_q.reshape(*x_q.shape, 1, 1) if x_q.ndim == 2 else x_q
+    error, saturated, total = pair_saturation(im2col_nhwc(x_q, layer), weights_nhwc(layer))
+    scale = layer.input_scale * np.broadcast_to(layer.weight_scale, (co,))
     delta = (error * scale).transpose(0, 2, 1).reshape(out_shape)
     return delta.astype(np.float32), saturated, total
 
 
 def simulate_saturation(onnx_path: Path | str, crops: Sequence[np.ndarray]) -> SaturationEstimate:
-    """The int8 export ``onnx_path`` on ``crops`` (uint8, any size) as a CPU without VNNI would
-    run it, against the exact int8 result: see the module docstring."""
+    """The int8 export ``onnx_path`` on ``crops`` (uint8, any size) as onnxruntime's default
+    kernels on a CPU without VNNI would run it, to first order, against the exact int8 result."""
+    if not len(crops):
+        raise InputError("no crops to simulate the int8 model on; pass at least one crop")
     model = onnx.load(str(onnx_path))
-    convs = quantized_convs(model)
-    if not convs:
+    layers = quantized_layers(model)
+    if not layers:
         raise CheckpointError(
             f"{onnx_path} has no int8 convolutions; pass an export made with --quantize int8"
         )
     x = OnnxPredictor(onnx_path).input_array(crops)
-    names = list(dict.fromkeys([c.input_q for c in convs] + [c.output for c in convs]))
-    probed, shifted = _session(_with_outputs(model, names)), _session(_with_deltas(model, convs))
-    moved, exact, saturated, total, first_moved = [], [], 0, 0, 0
+    tensors = [t for layer in layers for t in (layer.input_q, layer.output)]
+    names = list(dict.fromkeys([ONNX_OUTPUTS[0], *tensors]))
+    probed, shifted = _session(_with_outputs(model, names)), _session(_with_deltas(model, layers))
+    exact, moved, first_moved = [], [], 0
+    saturated = {layer.output: np.zeros(2, dtype=np.int64) for layer in layers}  # [sat, all]
     for start in range(0, len(x), CROP_BLOCK):
         batch = x[start : start + CROP_BLOCK]
         values = dict(zip(names, probed.run(names, {ONNX_INPUT: batch}), strict=True))
         deltas = {}
-        for conv in convs:
-            shape = values[conv.output].shape
-            delta, n_saturated, n_pairs = _conv_error(values[conv.input_q], conv, shape)
-            deltas[f"{conv.output}__delta"] = delta
-            saturated, total = saturated + n_saturated, total + n_pairs
-        first_moved += np.count_nonzero(deltas[f"{convs[0].output}__delta"])
-        zeros = {name: np.zeros_like(delta) for name, delta in deltas.items()}
-        exact += shifted.run([ONNX_OUTPUTS[0]], {ONNX_INPUT: batch, **zeros})
+        for layer in layers:
+            out = values[layer.output]
+            delta, *counts = layer_error(values[layer.input_q], layer, out.shape)
+            deltas[f"{layer.output}__delta"] = delta
+            saturated[layer.output] += counts
+        first_moved += np.count_nonzero(deltas[f"{layers[0].output}__delta"])
+        exact.append(values[ONNX_OUTPUTS[0]])
         moved += shifted.run([ONNX_OUTPUTS[0]], {ONNX_INPUT: batch, **deltas})
-    first_size = len(x) * int(np.prod(values[convs[0].output].shape[1:]))
+    all_layers = sum(saturated.values())
     return SaturationEstimate(
-        saturated_pair_fraction=saturated / max(total, 1),
-        first_conv_output_fraction=float(first_moved / first_size),
+        saturated_pair_fraction=float(all_layers[0] / all_layers[1]),
+        saturated_pair_fraction_by_layer={k: float(v[0] / v[1]) for k, v in saturated.items()},
+        first_conv_output_fraction=float(first_moved / values[layers[0].output][0].size / len(x)),
         probabilities=softmax(np.concatenate(moved).astype(np.float64), axis=1),
         exact_probabilities=softmax(np.concatenate(exact).astype(np.float64), axis=1),
     )
