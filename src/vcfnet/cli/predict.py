@@ -92,7 +92,7 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-#: calibration crops the export check replays as a CPU without VNNI would (~0.3 s each, 2 cores)
+#: calibration crops the export check replays as a CPU without VNNI would (~0.2 s each)
 SATURATION_CROPS = 32
 
 

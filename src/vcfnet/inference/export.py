@@ -192,15 +192,6 @@ def calibration_crops(path: Path | str, n: int = 64) -> list[np.ndarray]:
     return [read_radiograph(f).pixels for f in files[:n]]
 
 
-def onnx_agreement(
-    model_path: Path | str, onnx_path: Path | str, crops: Sequence[np.ndarray]
-) -> tuple[float, float]:
-    """(max |Δp|, top-1 agreement) of the ONNX file vs the PyTorch checkpoint in fp32 on crops."""
-    p_torch = load_model(model_path, device="cpu", precision="fp32").predict_crops(crops)
-    p_onnx = load_model(onnx_path).predict_crops(crops)
-    return agreement(p_torch, p_onnx)
-
-
 def agreement(p_ref: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     """(max |Δp|, fraction of rows with the same argmax)."""
     return float(np.abs(p_ref - p).max()), float((p_ref.argmax(1) == p.argmax(1)).mean())
