@@ -94,6 +94,9 @@ def test_metrics_report_files_and_numbers(tmp_path):
     assert (tmp_path / "figures" / "forest_auc.png").stat().st_size > 0
     html = (tmp_path / "report.html").read_text()
     assert "data:image/png;base64," in html and "top-1" in html and "mean of the three" in html
+    definitions = (tmp_path / "report.md").read_text()
+    assert "intervals: DeLong, or Newcombe's score interval" in definitions  # ci="auto"
+    assert "bootstrap (" not in definitions
 
 
 def test_metrics_cli_round_trip(tmp_path, capsys):
@@ -113,7 +116,7 @@ def test_metrics_cli_round_trip(tmp_path, capsys):
         )
         == 0
     )
-    assert (tmp_path / "r" / "report.md").is_file()
+    assert "intervals: bootstrap (200 replicates" in (tmp_path / "r" / "report.md").read_text()
     assert "report.html" in capsys.readouterr().out
     # every number below recomputed from the predictions with sklearn / numpy
     preds = fake_predictions()

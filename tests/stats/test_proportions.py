@@ -65,3 +65,9 @@ def test_mcnemar_no_discordant_pairs_and_bad_input():
     assert mcnemar_test([1, 0, 1], [1, 0, 1]).p == 1.0
     with pytest.raises(ValueError, match="same length"):
         mcnemar_test([1, 0], [1])
+
+
+def test_wilson_bounds_are_exactly_zero_and_one_at_the_ends():
+    """No successes: the lower bound is 0, not statsmodels' 5.6e-17; all successes: upper is 1."""
+    assert wilson_ci(0, 5)[0] == 0.0 and wilson_ci(5, 5)[1] == 1.0
+    assert wilson_ci(1, 5)[0] > 0 and wilson_ci(4, 5)[1] < 1

@@ -103,11 +103,11 @@ def site_metrics(
 
 
 def auc_cell(auc: float, low: float, high: float, method: str = "", estimable: bool = True) -> str:
-    """'AUC (CI)', marked when the interval is Newcombe's small-sample one, and 'not estimable'
-    beside a class with a single case."""
-    text = format_ci(auc, low, high)
+    """'AUC (CI)', marked when the interval is Newcombe's small-sample one; 'not estimable' alone
+    for a class with a single case (its AUC is that case's rank, its interval has no width)."""
     if estimable is False:
-        return f"{text} {SMALL_SAMPLE_MARK} not estimable"
+        return f"not estimable {SMALL_SAMPLE_MARK}"
+    text = format_ci(auc, low, high)
     if method == "newcombe":
         return f"{text} {SMALL_SAMPLE_MARK}"
     return text
@@ -187,11 +187,13 @@ def _report_header(
     counts = pd.DataFrame(prov["cases_per_site_and_class"]).T.rename_axis("site").reset_index()
     report.table(counts, caption="Cases per site and true class")
     report.heading("Definitions")
-    method = (
-        "DeLong"
-        if ci == "delong"
-        else (f"bootstrap ({n_boot} replicates, resampling patients, stratified)")
-    )
+    method = {
+        "auto": f"DeLong, or Newcombe's score interval ({SMALL_SAMPLE_MARK}) where a class has "
+        f"< {SMALL_SAMPLE_MIN_CASES} cases on one side or an AUC of 0 or 1",
+        "delong": "DeLong",
+        "newcombe": f"Newcombe's score interval ({SMALL_SAMPLE_MARK})",
+        "bootstrap": f"bootstrap ({n_boot} replicates, resampling patients, stratified)",
+    }[ci]
     report.bullets(
         [
             *OVERALL_DEFINITIONS,

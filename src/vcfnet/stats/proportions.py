@@ -32,7 +32,9 @@ def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float
     if n == 0:
         return float("nan"), float("nan")
     low, high = proportion_confint(successes, n, alpha=1.0 - level, method="wilson")
-    return float(low), float(high)
+    # the bounds are exactly 0 with no successes and 1 with no failures (statsmodels' rounding
+    # leaves ~1e-17 there)
+    return (0.0 if successes == 0 else float(low)), (1.0 if successes == n else float(high))
 
 
 def mcnemar_test(correct_a, correct_b) -> McNemarResult:
