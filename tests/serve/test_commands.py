@@ -205,3 +205,27 @@ def test_demo_without_a_model_says_what_to_do(tmp_path):
 
     with pytest.raises(ConfigError, match="vcfnet demo --quick"):
         prepare_demo(Settings(), tmp_path, data_given=False)
+
+
+def test_serve_refuses_a_pinned_backend_the_model_lacks(tmp_path, capsys):
+    """--backend onnx-int8 on a run folder without an int8 export: a one-line error before the
+    server starts (under --backend auto a broken model is answered 503 instead)."""
+    run = make_run_dir(tmp_path / "run")
+    code = main(
+        ["serve", "--data", str(tmp_path / "d"), "--model", str(run), "--backend", "onnx-int8"]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "no onnx-int8 model" in err and "--quantize int8 --calibration" in err
+
+
+def test_users_data_folder_before_or_after_the_action(tmp_path, capsys):
+    """`vcfnet users add ... --data DIR` works like `vcfnet users --data DIR add ...`."""
+    data = str(tmp_path / "site")
+    add = ["add", "root", "--role", "admin", "--random-password"]
+    assert main(["users", *add, "--data", data]) == 0
+    assert main(["users", "--data", data, "list"]) == 0
+    assert main(["users", "list", "--data", data]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in listed[1:]] == ["root", "root"]
+    assert any((tmp_path / "site").iterdir())  # the database is in DIR

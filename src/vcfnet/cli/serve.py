@@ -27,16 +27,18 @@ log = logging.getLogger(__name__)
 DEFAULT_DEMO_OUT = "demo-out"
 
 
-def _add_location_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_location_arguments(parser: argparse.ArgumentParser, default=None) -> None:
+    """--data and --db; ``default=argparse.SUPPRESS`` on a sub-action, so that either place works
+    (``vcfnet users --data DIR add ...`` or ``vcfnet users add ... --data DIR``)."""
     parser.add_argument(
         "--data",
         type=Path,
-        default=None,
+        default=default,
         metavar="DIR",
         help="data folder: database, images, heatmaps (default ./vcfnet-data)",
     )
     parser.add_argument(
-        "--db", default=None, metavar="URL", help="database URL (default sqlite in --data)"
+        "--db", default=default, metavar="URL", help="database URL (default sqlite in --data)"
     )
 
 
@@ -184,6 +186,11 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if settings.model_path is not None and settings.model_backend != "auto":
+        from vcfnet.inference.fastest import load_fastest
+
+        # a pinned backend that is not there is a setting to fix, not a model to report 503 for
+        load_fastest(settings.model_path, settings.model_backend)
     if args.demo is not None:
         from vcfnet.serve.demo import prepare_demo
 
@@ -259,12 +266,15 @@ def add_users_arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--hospital", default="", help="hospital (clinicians share its cases)")
     add.add_argument("--name", default="", help="full name shown on reports")
     _add_password_arguments(add)
-    sub.add_parser("list", help="list accounts")
+    actions = [add, sub.add_parser("list", help="list accounts")]
     for action, text in (("disable", "disable an account"), ("enable", "enable an account")):
-        sub.add_parser(action, help=text).add_argument("username")
+        actions.append(sub.add_parser(action, help=text))
+        actions[-1].add_argument("username")
     reset = sub.add_parser("reset-password", help="set a new password (logs the user out)")
     reset.add_argument("username")
     _add_password_arguments(reset)
+    for action in (*actions, reset):
+        _add_location_arguments(action, default=argparse.SUPPRESS)
 
 
 def _add_password_arguments(parser: argparse.ArgumentParser) -> None:

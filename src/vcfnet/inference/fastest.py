@@ -95,7 +95,8 @@ def load_fastest(path: Path | str, backend: str = "auto", repeats: int = 5) -> B
     if backend != "auto" and backend not in found:
         raise CheckpointError(
             f"{path} has no {backend} model; export one beside checkpoints/ "
-            f"('vcfnet export --model RUN_DIR --out RUN_DIR/model.onnx', add --quantize for int8) "
+            "('vcfnet export --model RUN_DIR --out RUN_DIR/model.onnx'; for int8 "
+            "'--out RUN_DIR/model_int8.onnx --quantize int8 --calibration DATASET_DIR') "
             f"or use --backend {' or '.join(found)}"
         )
     timings = {}

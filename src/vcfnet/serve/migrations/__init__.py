@@ -24,11 +24,18 @@ def alembic_config(url: str):
 
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
     """Bring the database of ``engine`` to ``revision`` (creating the tables on an empty one)."""
+    for name in ("alembic.runtime.plugins", "alembic.runtime.migration"):  # ~12 lines a start
+        logging.getLogger(name).setLevel(logging.WARNING)
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
 
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # 7 lines per start
     with engine.begin() as connection:
+        before = MigrationContext.configure(connection).get_current_revision()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
-    log.info("database is at revision %s", revision)
+        after = MigrationContext.configure(connection).get_current_revision()
+    if before != after:
+        log.info("database upgraded from revision %s to %s", before or "(empty)", after)
+    else:
+        log.debug("database is at revision %s", after)
