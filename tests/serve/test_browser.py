@@ -446,6 +446,12 @@ def test_keyboard_only(browser, live_server):
     canvas.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_DOWN)
     after = [td.text for td in driver.find_elements("css selector", "table.boxes td")][2:6]
     assert int(after[0]) == int(before[0]) + 10 and int(after[1]) == int(before[1]) + 5
+    assert f"Box 1 (L3) moved, at x {after[0]}, y {after[1]}" in status_text(driver)
+    rows = lambda: len(driver.find_elements("css selector", "table.boxes tbody tr"))  # noqa: E731
+    canvas.send_keys("a")  # a new box without the mouse, then gone again
+    assert rows() == 2 and "Box 2 (" in status_text(driver) and "added" in status_text(driver)
+    canvas.send_keys(Keys.DELETE)
+    assert rows() == 1 and "deleted; 1 box(es) left" in status_text(driver)
     tab_to("[data-action=save]", backwards=True)  # Tab leaves the canvas: no keyboard trap
     driver.switch_to.active_element.send_keys(Keys.ENTER)
     wait_for(driver, lambda: "Saved 1 box" in status_text(driver), "the boxes to be saved")
@@ -489,6 +495,21 @@ def check_sliders_and_crop(driver) -> None:
     assert [int(o.text) for o in outputs] == values
     assert sliders[1].get_attribute("aria-valuetext") == f"{values[1]} %"
     driver.execute_script("document.activeElement.blur();")
+
+
+def check_key_said_and_links_followed(driver, study_id: int) -> None:
+    """Key 1 says the chosen class in the live status line; Enter on a link follows the link
+    (the reading page's Enter-submits shortcut leaves links alone)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    ActionChains(driver).send_keys("1").perform()
+    assert status_text(driver) == f"{css(driver, 'fieldset.box-read legend').text}: acute"
+    link = css(driver, "header nav a[href='/reading']")
+    navigate(driver, lambda: link.send_keys(Keys.ENTER), "the reading list")
+    assert driver.current_url.endswith("/reading")
+    go(driver, f"/reading/{study_id}")
+    viewer_ready(driver)
 
 
 def test_reader_study_read_with_the_keyboard(browser, live_server, tmp_path):
@@ -559,6 +580,8 @@ def test_reader_study_read_with_the_keyboard(browser, live_server, tmp_path):
                 assert css(driver, "progress").get_attribute("value") == "3"
                 assert "case 4 of 6" in css(driver, "body").text
                 assert driver.execute_script(TIMERS) == 1  # the time on case 4 so far was kept
+            if username == "rad" and n == 1:
+                check_key_said_and_links_followed(driver, study_id)
             pattern = keys[username]
             ActionChains(driver).send_keys(pattern[n % len(pattern)]).perform()
             ActionChains(driver).send_keys(pattern[(n + 1) % len(pattern)]).perform()

@@ -113,11 +113,16 @@
     if (target instanceof HTMLInputElement && target.type !== "radio") return;
     if (target instanceof HTMLInputElement && target.name.startsWith("conf_")) return;
     if (target instanceof HTMLSelectElement || target instanceof HTMLTextAreaElement) return;
+    if (target instanceof HTMLAnchorElement || event.ctrlKey || event.metaKey || event.altKey) return;
     if (["1", "2", "3"].includes(event.key)) {
       const box = boxes.find((b) => !b.querySelector("input[name^=label_]:checked")) || boxes[boxes.length - 1];
       if (!box) return;
       const choice = classRadios(box)[Number(event.key) - 1];
-      if (choice) { choice.checked = true; event.preventDefault(); }
+      if (!choice) return;
+      choice.checked = true;
+      event.preventDefault();
+      const status = document.querySelector(".viewer .status"); // a live region: say the choice
+      if (status) status.textContent = `${box.querySelector("legend").textContent}: ${choice.value}`;
     } else if (event.key === "Enter" && !(target instanceof HTMLButtonElement)) {
       event.preventDefault();
       form.requestSubmit();

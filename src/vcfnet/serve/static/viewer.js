@@ -206,6 +206,12 @@
     say(`Mode: ${value}`);
   }
 
+  // what the status line (a live region) says about box i after a keyboard action
+  function describe(i, what) {
+    const b = boxes[i];
+    return `Box ${i + 1} (${b.level}) ${what}, at x ${b.x1}, y ${b.y1} to x ${b.x2}, y ${b.y2}`;
+  }
+
   function nudge(event) {
     const b = boxes[selected];
     const step = event.altKey ? 1 : 5;
@@ -213,6 +219,20 @@
     if (event.shiftKey) { b.x2 += d[0]; b.y2 += d[1]; } else { b.x1 += d[0]; b.x2 += d[0]; b.y1 += d[1]; b.y2 += d[1]; }
     clampBox(b);
     changed();
+    say(describe(selected, event.shiftKey ? "resized" : "moved"));
+  }
+
+  // the keyboard's way to draw: a box of the "New box level" in the middle of the visible image
+  // (a tenth of the image's width, a fifteenth of its height), selected for the arrow keys
+  function addBox() {
+    const cx = (canvas.width / 2 - view.ox) / view.scale, cy = (canvas.height / 2 - view.oy) / view.scale;
+    const w = data.width / 10, h = data.height / 15;
+    const b = { level: control("new-level").value, x1: cx - w / 2, y1: cy - h / 2, x2: cx + w / 2, y2: cy + h / 2 };
+    if (!clampBox(b)) { say("The middle of the view is outside the image: reset the view (0) first."); return; }
+    boxes.push(b);
+    selected = boxes.length - 1;
+    changed();
+    say(`${describe(selected, "added")}. Arrows move it, Shift+arrows resize it.`);
   }
 
   canvas.addEventListener("keydown", (event) => {
@@ -221,6 +241,7 @@
     else if (key === "-") zoom(1 / 1.2);
     else if (key === "0") reset();
     else if (key === "i") { view.invert = !view.invert; syncControls(); applyWindow(); draw(); }
+    else if (editable && key === "a") addBox();
     else if (editable && key === "d") setMode("draw");
     else if (editable && key === "s") setMode("select");
     else if (key === "p") setMode("pan");
@@ -228,7 +249,7 @@
     else if (editable && (key === "n" || key === "N") && boxes.length) {
       // not Tab: Tab must leave the canvas (no keyboard trap)
       selected = (selected + (key === "N" ? boxes.length - 1 : 1)) % boxes.length;
-      say(`Box ${selected + 1} (${boxes[selected].level}) selected`);
+      say(describe(selected, "selected"));
       draw();
     } else if (editable && key.startsWith("Arrow") && selected >= 0) nudge(event);
     else if (editable && (key === "Delete" || key === "Backspace") && selected >= 0) deleteSelected();
@@ -245,9 +266,11 @@
 
   function deleteSelected() {
     if (selected < 0) return;
+    const gone = `Box ${selected + 1} (${boxes[selected].level}) deleted`;
     boxes.splice(selected, 1);
     selected = Math.min(selected, boxes.length - 1);
     changed();
+    say(`${gone}; ${boxes.length} box(es) left, not saved yet.`);
   }
 
   function renderTable() {
@@ -301,6 +324,7 @@
     else if (action === "reset") reset();
     else if (action === "invert") { view.invert = !view.invert; syncControls(); applyWindow(); draw(); }
     else if (action === "delete") deleteSelected();
+    else if (action === "add") addBox();
     else if (action === "save") save();
   });
 
@@ -337,7 +361,7 @@
     raw = displayCtx.getImageData(0, 0, data.width, data.height);
     applyWindow(); fit(); renderTable(); draw();
     root.dataset.ready = "true";
-    say(editable ? "Draw mode: d. Select: s. Pan: p. n selects the next box; arrows move it; Shift+arrows resize." : "");
+    say(editable ? "a adds a box; draw mode: d, select: s, pan: p. n selects the next box; arrows move it; Shift+arrows resize." : "");
   });
   if (heatmap) {
     heatmap.addEventListener("load", () => { root.dataset.heatmap = "loaded"; draw(); });
