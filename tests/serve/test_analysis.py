@@ -30,6 +30,9 @@ def test_analysis_matches_the_predictor(app, tiny_run_dir):
     ).json()
     assert [f["level"] for f in analysis["findings"]] == ["L1", "L2"]
     assert analysis["heatmap"] is True
+    heatmap = clin.get(analysis["heatmap_url"])  # under /api/v1: an API key works too
+    assert analysis["heatmap_url"].startswith("/api/v1/") and heatmap.status_code == 200
+    assert heatmap.headers["content-type"] == "image/png" and heatmap.content[:4] == b"\x89PNG"
     assert analysis["model"]["hash"] and analysis["model"]["runtime"] == "pytorch"
     pixels = _pixels(png_bytes())
     boxes = [(40, 50, 120, 110), (60, 130, 170, 200)]

@@ -137,6 +137,12 @@ TABLE = [
         {},
         only({"clinician": 200, "radiologist": 200}),
     ),
+    (
+        "GET",
+        "/api/v1/cases/{case}/analyses/{analysis}/heatmap",
+        {},
+        only({"clinician": 200, "radiologist": 200}, page=False),
+    ),
     ("GET", "/cases/{case}/image.dcm", {}, only({"clinician": 200, "radiologist": 200})),
     ("GET", "/cases/{case}/report.dcm", {}, only({"clinician": 200, "radiologist": 200})),
     ("GET", "/cases/{case}/report.pdf", {}, only({"clinician": 200, "radiologist": 200})),

@@ -229,3 +229,30 @@ def test_users_data_folder_before_or_after_the_action(tmp_path, capsys):
     listed = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in listed[1:]] == ["root", "root"]
     assert any((tmp_path / "site").iterdir())  # the database is in DIR
+
+
+def test_users_api_key_works_on_the_json_api(tmp_path, capsys):
+    """`vcfnet users api-key NAME` prints a key once; the JSON API takes it as a Bearer token."""
+    from fastapi.testclient import TestClient
+
+    from tests.serve.conftest import dispose
+    from vcfnet.serve.app import create_app
+    from vcfnet.serve.settings import Settings
+
+    data = tmp_path / "site"
+    assert (
+        main(
+            ["users", "add", "doc", "--role", "clinician", "--random-password", "--data", str(data)]
+        )
+        == 0
+    )
+    assert main(["users", "api-key", "doc", "--data", str(data), "--name", "pacs script"]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1].split("\t")[1]
+    app = create_app(Settings(data_dir=data))
+    try:
+        with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as api:
+            me = api.get("/api/v1/me")
+    finally:
+        dispose(app)
+    assert me.status_code == 200 and me.json()["username"] == "doc"
+    assert main(["users", "api-key", "nobody", "--data", str(data)]) == 2

@@ -273,7 +273,10 @@ def add_users_arguments(parser: argparse.ArgumentParser) -> None:
     reset = sub.add_parser("reset-password", help="set a new password (logs the user out)")
     reset.add_argument("username")
     _add_password_arguments(reset)
-    for action in (*actions, reset):
+    key = sub.add_parser("api-key", help="make an API key for scripts (printed once)")
+    key.add_argument("username")
+    key.add_argument("--name", default="cli", help="what the key is for (shown on /account)")
+    for action in (*actions, reset, key):
         _add_location_arguments(action, default=argparse.SUPPRESS)
 
 
@@ -345,6 +348,13 @@ def _users_action(db, settings, args: argparse.Namespace, actor) -> int:
         )
     else:
         user = crud.get_user_by_name(db, args.username)
+        if action == "api-key":
+            from vcfnet.serve.security import create_api_key
+
+            key, _ = create_api_key(db, user, args.name)
+            crud.audit(db, actor, "apikey.create", detail=f"for {user.username}")
+            print(f"api-key: {user.username}\t{key}")
+            return 0
         if action in ("disable", "enable"):
             crud.set_user_active(db, user, action == "enable", actor)
             print(f"{action}d {user.username}")

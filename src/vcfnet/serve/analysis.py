@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 from sqlalchemy.orm import Session
 
+from vcfnet.serve import crud, reads
 from vcfnet.serve.crud import Actor, ConflictError, audit
 from vcfnet.serve.ingest import png_bytes
 from vcfnet.serve.ml import ModelService
@@ -87,6 +88,11 @@ def analysis_dict(analysis: Analysis) -> dict:
             "runtime": analysis.model_runtime,
         },
         "heatmap": bool(analysis.heatmap_key),
+        "heatmap_url": (
+            f"/api/v1/cases/{analysis.case_id}/analyses/{analysis.id}/heatmap"
+            if analysis.heatmap_key
+            else None
+        ),
         "findings": [
             {
                 "level": f.level,
@@ -97,3 +103,15 @@ def analysis_dict(analysis: Analysis) -> dict:
             for f in analysis.findings
         ],
     }
+
+
+def heatmap_png(db: Session, actor: Actor, storage, case_id: int, analysis_id: int) -> bytes:
+    """The heatmap PNG of analysis ``analysis_id`` of ``case_id``: NotFoundError unless the actor
+    may open the case and the analysis has one; ConflictError while the AI result is hidden from
+    them (a radiologist before revealing it)."""
+    case = crud.get_case(db, actor, case_id, action="analysis.heatmap")
+    analysis = db.get(Analysis, analysis_id)
+    if analysis is None or analysis.case_id != case.id or not analysis.heatmap_key:
+        raise crud.NotFoundError(f"heatmap of analysis {analysis_id} not found")
+    reads.require_ai_visible(db, actor, case)
+    return storage.read_bytes(analysis.heatmap_key)

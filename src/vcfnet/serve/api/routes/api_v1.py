@@ -6,11 +6,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from vcfnet.serve import crud, reads, studies, study_results
-from vcfnet.serve.analysis import analysis_dict
+from vcfnet.serve.analysis import analysis_dict, heatmap_png
 from vcfnet.serve.analysis_jobs import job_dict, request_analysis
 from vcfnet.serve.api.deps import Auth, DbSession, api_user, app_state
 from vcfnet.serve.ingest import ingest_upload, patient_pseudonym, read_upload
@@ -118,6 +118,21 @@ def analyse(
     if analysis is None:
         return JSONResponse(job_dict(job), status_code=202)
     return analysis_dict(analysis)
+
+
+@router.get("/cases/{case_id}/analyses/{analysis_id}/heatmap")
+def heatmap(
+    *,
+    request: Request,
+    case_id: int,
+    analysis_id: int,
+    auth: Annotated[Auth, Depends(viewer)],
+    db: DbSession,
+) -> Response:
+    """The analysis's Grad-CAM heatmap on the radiograph (PNG); its URL is the analysis's
+    ``heatmap_url``."""
+    data = heatmap_png(db, auth.actor, app_state(request).storage, case_id, analysis_id)
+    return Response(data, media_type="image/png")
 
 
 @router.get("/worklist")

@@ -9,12 +9,12 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from vcfnet.serve import crud, reads
-from vcfnet.serve.analysis import analysis_dict
+from vcfnet.serve.analysis import analysis_dict, heatmap_png
 from vcfnet.serve.analysis_jobs import latest_job, request_analysis
 from vcfnet.serve.api.deps import Auth, DbSession, app_state, page_user
 from vcfnet.serve.api.routes import render, see_other
 from vcfnet.serve.ingest import ingest_upload
-from vcfnet.serve.models import BOX_LEVELS, Analysis, Case
+from vcfnet.serve.models import BOX_LEVELS, Case
 
 router = APIRouter(include_in_schema=False)
 clinician = page_user("clinician")
@@ -121,12 +121,7 @@ def heatmap_image(
     auth: Annotated[Auth, Depends(viewer)],
     db: DbSession,
 ):
-    case = crud.get_case(db, auth.actor, case_id, action="analysis.heatmap")
-    analysis = db.get(Analysis, analysis_id)
-    if analysis is None or analysis.case_id != case.id or not analysis.heatmap_key:
-        raise crud.NotFoundError(f"heatmap of analysis {analysis_id} not found")
-    reads.require_ai_visible(db, auth.actor, case)
-    data = app_state(request).storage.read_bytes(analysis.heatmap_key)
+    data = heatmap_png(db, auth.actor, app_state(request).storage, case_id, analysis_id)
     return Response(data, media_type="image/png")
 
 
