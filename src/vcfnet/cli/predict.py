@@ -116,7 +116,7 @@ def _export_int8(cfg: ExportConfig) -> int:
         message = (
             f"wrote {out} (int8; vs PyTorch fp32 on {len(crops)} calibration crops: "
             f"max |Δp| {delta:.3f}, top-1 agreement {top1:.1%}. In runtimes with onnxruntime's "
-            f"default settings, CPUs without VNNI would give, simulated on "
+            f"default settings, CPUs without VNNI would give, simulated on the first "
             f"{len(no_vnni.probabilities)}: max |Δp| {delta_no_vnni:.3f}, top-1 agreement "
             f"{top1_no_vnni:.1%}; vcfnet runs exact kernels there)"
         )
@@ -156,7 +156,10 @@ class PredictConfig:
     )
     site: str = field(
         default="local",
-        metadata={"help": "site name for the CSV's site column (vcfnet metrics groups by it)"},
+        metadata={
+            "help": "site name: the CSV's site column (vcfnet metrics groups by it) and part of "
+            "the patient pseudonyms (the same as vcfnet prepare's for the same site and key)"
+        },
     )
     localize: Path | None = field(
         default=None,
