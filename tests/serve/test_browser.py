@@ -350,6 +350,8 @@ def test_clinician_to_radiologist_loop(browser, tmp_path):
     viewer_ready(driver)
     result = css(driver, "#result").text
     assert "p(acute)" in result and "L3" in result
+    focused = driver.switch_to.active_element  # the focus moved to what changed
+    assert focused.get_attribute("id") == "result"
     heatmap_loaded(driver)
     inside = image_to_canvas_fraction(driver, 185, 250)
     with_heatmap = canvas_pixel(driver, *inside)
