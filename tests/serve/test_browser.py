@@ -569,6 +569,8 @@ def test_reader_study_read_with_the_keyboard(browser, live_server, tmp_path):
             aided = "aided" in css(driver, "h1").text and "unaided" not in css(driver, "h1").text
             assert ("AI result" in css(driver, "body").text) == aided
             assert ("session 2" in css(driver, "h1").text) == (n >= 6)
+            # the title a screen reader announces after each read names the case and session
+            assert driver.title.startswith(f"Case {n % 6 + 1} of 6, session {1 + (n >= 6)} (")
             if username == "rad2" and n == 6:
                 heatmap_loaded(driver)
                 screenshot(driver, "reader-study-reading")
