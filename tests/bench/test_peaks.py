@@ -118,4 +118,5 @@ def test_bench_json_names_the_machine(capsys):
     assert main(["bench", "metrics", "--json", "--n-cases", "60", "--n-boot", "100"]) == 0
     machine = json.loads(capsys.readouterr().out)["machine"]
     assert machine["cpu"] and machine["cores"] >= 1 and set(machine["cpu_flags"]) == set(CPU_FLAGS)
+    assert isinstance(machine["onnx_int8_exact_kernels"], bool)
     assert machine["torch"].startswith("2.") and machine["onnxruntime"]

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from vcfnet.cpu import CPU_FLAGS, cpu_model_and_flags
+from vcfnet.cpu import CPU_FLAGS, cpu_model_and_flags, int8_kernels_saturate
 
 #: matmul size (n x n x n) and 3x3 convolution (batch, channels, side: a ResNet-18 layer3 shape)
 #: of the peak problems: ~2 and ~3.7 GFLOP, a few ms to ~0.1 s per run depending on the CPU
@@ -238,6 +238,8 @@ def machine_info() -> dict:
         # ONEDNN_MAX_CPU_ISA (how docs/inference.md emulates an AVX2-only CPU)
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
+        # onnxruntime int8 on its exact uint8 x uint8 kernels (no VNNI: see OnnxPredictor)
+        "onnx_int8_exact_kernels": int8_kernels_saturate(flags),
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
         "numpy": numpy.__version__,
