@@ -32,6 +32,7 @@ class Appearance:
     marrow_texture: float = 0.22  # contrast of the (coarse, vertical) trabecular pattern
     clutter: float = 0.08  # fat/muscle/bowel content inhomogeneity (log attenuation)
     bowel_gas: tuple[float, float] = (0.05, 0.12)  # strength range of the mottled gas bubbles
+    gas_loops: tuple[float, float] = (0.16, 0.6)  # log-attenuation deficit range of gas-filled loops
     fine_sharpen: float = 0.7  # the vendor's finest (3 px) sharpening, relative to its unsharp mask
     noise_gain: float = 1.0  # quantum noise relative to the site's photons
     #: light spread of the detector's phosphor (sigma, mm) that the quantum noise goes through:
@@ -283,7 +284,7 @@ def soft_tissue(
         gy = rng.uniform(0.3, 1.0) * h
         ax, ay = depth * rng.uniform(0.2, 0.9), depth * rng.uniform(0.15, 0.6)
         r2 = ((xx - gx) / ax) ** 2 + ((yy - gy) / ay) ** 2
-        gas -= rng.uniform(0.08, 0.3) * np.clip(1.2 - r2, 0.0, 1.0)
+        gas -= rng.uniform(*APPEARANCE.gas_loops) * np.clip(1.2 - r2, 0.0, 1.0)
     gas = ndimage.gaussian_filter(gas, 1.0) + lung_bases(rng, xx, yy, spine)
     # bowel content and fat/muscle inhomogeneity: low-frequency clutter over everything
     clutter = APPEARANCE.clutter * _smooth_noise(rng, tissue.shape, 4.0) * thick
