@@ -32,7 +32,9 @@ class Appearance:
     marrow_texture: float = 0.22  # contrast of the (coarse, vertical) trabecular pattern
     clutter: float = 0.08  # fat/muscle/bowel content inhomogeneity (log attenuation)
     bowel_gas: tuple[float, float] = (0.05, 0.12)  # strength range of the mottled gas bubbles
-    gas_loops: tuple[float, float] = (0.16, 0.6)  # log-attenuation deficit range of gas-filled loops
+    #: log-attenuation deficit range of the gas-filled bowel loops: 0.8-3 cm of gas in place of
+    #: soft tissue (mu ~0.2/cm at 70-80 kVp); colonic gas on a lateral film is centimetres deep
+    gas_loops: tuple[float, float] = (0.16, 0.6)
     fine_sharpen: float = 0.7  # the vendor's finest (3 px) sharpening, relative to its unsharp mask
     noise_gain: float = 1.0  # quantum noise relative to the site's photons
     #: light spread of the detector's phosphor (sigma, mm) that the quantum noise goes through:
