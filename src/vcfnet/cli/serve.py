@@ -187,10 +187,11 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
     if settings.model_path is not None and settings.model_backend != "auto":
-        from vcfnet.inference.fastest import load_fastest
+        from vcfnet.serve.ml import model_service
 
-        # a pinned backend that is not there is a setting to fix, not a model to report 503 for
-        load_fastest(settings.model_path, settings.model_backend)
+        # a pinned backend that is not there is a setting to fix, not a model to report 503 for;
+        # loaded into the process-wide service, which the app below (one worker) then uses
+        model_service(settings.model_path, settings.model_backend).predictor()
     if args.demo is not None:
         from vcfnet.serve.demo import prepare_demo
 
