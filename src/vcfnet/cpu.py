@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 
 #: CPU flags that decide which kernels run fast
@@ -10,9 +11,10 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_b
 INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
+@functools.cache
 def cpu_model_and_flags() -> tuple[str, frozenset[str]]:
-    """(model name, flags) from ``/proc/cpuinfo``; ``platform``'s processor name and no flags
-    where it cannot be read (not Linux)."""
+    """(model name, flags) from ``/proc/cpuinfo``, read once per process (every model load asks);
+    ``platform``'s processor name and no flags where it cannot be read (not Linux)."""
     model, flags = platform.processor() or platform.machine(), frozenset()
     try:
         with open("/proc/cpuinfo") as fh:

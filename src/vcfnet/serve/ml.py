@@ -2,8 +2,9 @@
 
 ``ModelService`` loads the model once per process (at the server's start-up, else on first
 use) and analyses a radiograph's boxes: per box the class probabilities and the predicted class,
-the model's identity, and with a PyTorch model a Grad-CAM heatmap drawn on the radiograph. Grad-CAM hooks the model's last stage
-for the calling thread only, so concurrent analyses on one model stay independent.
+the model's identity, and with a PyTorch model a Grad-CAM heatmap drawn on the radiograph.
+Grad-CAM hooks the model's last stage for the calling thread only, so concurrent analyses on one
+model stay independent.
 onnxruntime sessions are thread-safe (no heatmap: ONNX has no gradients).
 
 The backend (``--backend auto|torch|onnx|onnx-int8``): a run folder's checkpoint and its ONNX
